@@ -1,0 +1,327 @@
+"""Placeholder images: a flat, labelled picture for each ImageSpec, and a cache for them.
+
+The only module of the project that imports Pillow.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import functools
+import hashlib
+import io
+import math
+import re
+import threading
+import unicodedata
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
+
+from mock_server.types import ImageSpec
+
+__all__ = ["ImageCache", "render_placeholder"]
+
+# The picture is drawn as palette indices into an "L" image, which becomes a "P" image at the
+# end: flat palette images encode many times faster than RGB, which keeps a 2048x2048 PNG fast.
+_BACKGROUND = 0
+_SHAPE_LIGHT = 1
+_SHAPE_DARK = 2
+_PANEL = 3
+# Antialiased text is drawn on the panel with _TEXT_LEVELS shades from the panel colour (index
+# _PANEL) to the text colour (index _PANEL + _TEXT_LEVELS - 1).
+_TEXT_LEVELS = 12
+_TEXT_COLOUR = (250, 250, 250)
+
+_PROMPT_SCAN_CHARS = 1000  # more than the largest label shows; keeps wrapping cheap
+_MAX_PROMPT_LINES = 14
+_JPEG_QUALITY = 80
+_WEBP_QUALITY = 80
+# Characters the bundled font lacks and that have no compatibility decomposition.
+_FALLBACK_CHARS = {"×": "x", "–": "-", "—": "-", "−": "-", "•": "·", "′": "'", "″": '"'}
+
+
+def render_placeholder(spec: ImageSpec) -> bytes:
+    """Render a placeholder image of exactly ``spec.width`` x ``spec.height`` as ``spec.format``.
+
+    The picture shows the model, size, format, seed, image index and the start of the prompt;
+    its colours and shapes are derived from the spec, so different images look different. The
+    output is byte-for-byte deterministic. PNGs also carry the facts as text metadata.
+    """
+    digest = hashlib.sha256(
+        "\0".join([spec.model, spec.prompt, str(spec.seed), str(spec.index)]).encode(
+            "utf-8", "surrogatepass"
+        )
+    ).digest()
+    canvas = Image.new("L", (spec.width, spec.height), _BACKGROUND)
+    _draw_shapes(canvas, digest)
+    _draw_label(canvas, spec)
+    canvas.putpalette(_palette(digest))  # turns the "L" image into a "P" image
+    buffer = io.BytesIO()
+    if spec.format == "png":
+        canvas.save(buffer, "PNG", compress_level=1, pnginfo=_png_info(spec))
+    elif spec.format == "jpeg":
+        canvas.convert("RGB").save(buffer, "JPEG", quality=_JPEG_QUALITY)
+    else:
+        canvas.convert("RGB").save(buffer, "WEBP", quality=_WEBP_QUALITY, method=0)
+    return buffer.getvalue()
+
+
+def _palette(digest: bytes) -> list[int]:
+    hue = int.from_bytes(digest[:2], "big") / 65536
+    colours = [
+        colorsys.hsv_to_rgb(hue, 0.40, 0.78),
+        colorsys.hsv_to_rgb((hue + 0.06) % 1, 0.32, 0.88),
+        colorsys.hsv_to_rgb((hue - 0.06) % 1, 0.50, 0.62),
+    ]
+    panel = colorsys.hsv_to_rgb(hue, 0.55, 0.18)
+    for level in range(_TEXT_LEVELS):
+        mix = level / (_TEXT_LEVELS - 1)
+        colours.append(
+            tuple(p + (t / 255 - p) * mix for p, t in zip(panel, _TEXT_COLOUR, strict=True))
+        )
+    return [round(channel * 255) for colour in colours for channel in colour]
+
+
+def _draw_shapes(canvas: Image.Image, digest: bytes) -> None:
+    width, height = canvas.size
+    draw = ImageDraw.Draw(canvas)
+    for i in range(4):
+        x, y, r = digest[4 + 3 * i : 7 + 3 * i]
+        cx, cy = x / 255 * width, y / 255 * height
+        radius = (0.25 + r / 255 * 0.5) * max(width, height)
+        fill = _SHAPE_LIGHT if i % 2 else _SHAPE_DARK
+        draw.ellipse((cx - radius, cy - radius, cx + radius, cy + radius), fill=fill)
+
+
+@functools.cache
+def _font(size: int) -> ImageFont.FreeTypeFont:
+    font = ImageFont.load_default(size=size)
+    assert isinstance(font, ImageFont.FreeTypeFont), "Pillow was built without FreeType"
+    return font
+
+
+@functools.lru_cache(maxsize=4096)
+def _has_glyph(char: str) -> bool:
+    font = _font(16)
+    # A private-use character, which the font draws as its "missing glyph" box.
+    missing = font.getmask("\ue000")
+    mask = font.getmask(char)
+    return mask.size != missing.size or bytes(mask) != bytes(missing)
+
+
+def _displayable(text: str) -> str:
+    """``text`` with whitespace collapsed and the characters the bundled font lacks replaced."""
+    out: list[str] = []
+    for char in " ".join(text.split()):
+        category = unicodedata.category(char)
+        if category in ("Cc", "Cf"):
+            continue
+        if category == "Cs":
+            out.append("?")
+        elif _has_glyph(char):
+            out.append(char)
+        elif char in _FALLBACK_CHARS:
+            out.append(_FALLBACK_CHARS[char])
+        else:
+            decomposed = unicodedata.normalize("NFKD", char)
+            kept = "".join(c for c in decomposed if not unicodedata.combining(c))
+            # Without a replacement the font's "missing glyph" box still shows there is text.
+            out.append(kept if kept and all(map(_has_glyph, kept)) else char)
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class _Line:
+    text: str
+    size: int
+    shade: int  # 0..255: from the panel colour to the text colour
+    gap_before: int = 0
+    rule_before: bool = False
+
+    @property
+    def height(self) -> int:
+        return self.gap_before + round(self.size * 1.3)
+
+
+def _draw_label(canvas: Image.Image, spec: ImageSpec) -> None:
+    width, height = canvas.size
+    body = round(min(math.sqrt(width * height) / 26, width / 22, height / 11, 96))
+    if body < 7:
+        return  # too small for any legible text
+    margin = round(min(width, height) * 0.05)
+    pad = round(body * 0.9)
+    max_width = width - 2 * (margin + pad)
+    max_height = height - 2 * (margin + pad)
+    lines = _label_lines(spec, body, max_width, max_height)
+
+    box_width = min(max_width, math.ceil(max(_font(ln.size).getlength(ln.text) for ln in lines)))
+    box_height = min(max_height, sum(line.height for line in lines))
+    text_canvas = Image.new("L", (box_width, box_height), 0)
+    draw = ImageDraw.Draw(text_canvas)
+    y = 0
+    for line in lines:
+        if line.rule_before:
+            thickness = max(1, body // 14)
+            top = y + (line.gap_before - thickness) // 2
+            draw.rectangle((0, top, box_width, top + thickness - 1), fill=80)
+        draw.text((0, y + line.gap_before), line.text, font=_font(line.size), fill=line.shade)
+        y += line.height
+
+    left, top = (width - box_width) // 2, (height - box_height) // 2
+    panel = (left - pad, top - pad, left + box_width + pad - 1, top + box_height + pad - 1)
+    ImageDraw.Draw(canvas).rounded_rectangle(panel, radius=pad // 2, fill=_PANEL)
+    # Coverage 0..255 becomes one of the palette's shades from panel to text colour.
+    shades = [_PANEL + round(v * (_TEXT_LEVELS - 1) / 255) for v in range(256)]
+    canvas.paste(text_canvas.point(shades), (left, top))
+
+
+def _label_lines(spec: ImageSpec, body: int, max_width: int, max_height: int) -> list[_Line]:
+    title = round(body * 1.4)
+    lines: list[_Line] = []
+    model_parts = re.split(r"(?<=/)", _displayable(spec.model))
+    for text in _wrap(model_parts, "", _font(title), max_width, 2):
+        lines.append(_Line(text, title, 255))
+    facts = [f"{spec.width}×{spec.height}", spec.format.upper(), f"seed {spec.seed}"]
+    facts = [_displayable(fact) for fact in [*facts, f"image #{spec.index}"]]
+    for i, text in enumerate(_wrap(facts, " · ", _font(body), max_width, 3)):
+        lines.append(_Line(text, body, 200, round(body * 0.3) if i == 0 else 0))
+
+    gap = round(body * 1.0)
+    room = max_height - sum(line.height for line in lines) - gap
+    max_lines = min(room // _Line("", body, 0).height, _MAX_PROMPT_LINES)
+    if max_lines < 1:
+        return lines
+    prompt = _displayable(spec.prompt[:_PROMPT_SCAN_CHARS])
+    if prompt:
+        words = f"“{prompt}”".split(" ")
+        prompt_lines, shade = _wrap(words, " ", _font(body), max_width, max_lines), 255
+    else:
+        prompt_lines, shade = ["(empty prompt)"], 150
+    for i, text in enumerate(prompt_lines):
+        lines.append(_Line(text, body, shade, gap if i == 0 else 0, rule_before=i == 0))
+    return lines
+
+
+def _wrap(
+    words: list[str], separator: str, font: ImageFont.FreeTypeFont, width: int, max_lines: int
+) -> list[str]:
+    """Greedy word wrap into at most ``max_lines`` lines, ending in "…" when text was cut."""
+    # Each word is measured once; kerning across the separator is small enough to ignore.
+    separator_width = font.getlength(separator)
+    lines: list[str] = []
+    current: list[str] = []
+    current_width = 0.0
+    for word in words:
+        word_width = font.getlength(word)
+        if current and current_width + separator_width + word_width <= width:
+            current.append(word)
+            current_width += separator_width + word_width
+            continue
+        if current:
+            lines.append(separator.join(current))
+        while word_width > width and len(lines) < max_lines:
+            cut = _fitting_prefix(word, font, width)
+            lines.append(word[:cut])
+            word = word[cut:]
+            word_width = font.getlength(word)
+        if len(lines) >= max_lines:
+            return _with_ellipsis(lines[:max_lines], font, width)
+        current, current_width = [word], word_width
+    if current:
+        lines.append(separator.join(current))
+    return lines
+
+
+def _fitting_prefix(word: str, font: ImageFont.FreeTypeFont, width: int) -> int:
+    """The length of the longest prefix of ``word`` that fits in ``width`` (at least 1)."""
+    low, high = 1, len(word)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if font.getlength(word[:middle]) <= width:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def _with_ellipsis(lines: list[str], font: ImageFont.FreeTypeFont, width: int) -> list[str]:
+    last = lines[-1]
+    while last and font.getlength(last + "…") > width:
+        last = last[:-1]
+    return [*lines[:-1], last.rstrip() + "…"]
+
+
+def _png_info(spec: ImageSpec) -> PngImagePlugin.PngInfo:
+    info = PngImagePlugin.PngInfo()
+    facts = {
+        "model": spec.model,
+        "prompt": spec.prompt,
+        "width": str(spec.width),
+        "height": str(spec.height),
+        "seed": str(spec.seed),
+        "index": str(spec.index),
+        "format": spec.format,
+    }
+    for key, value in facts.items():
+        try:
+            info.add_text(key, value.encode("latin-1"))
+        except UnicodeEncodeError:
+            # Lone surrogates (valid in JSON strings) cannot be UTF-8; keep the rest readable.
+            info.add_itxt(key, value.encode("utf-8", "replace"))
+    return info
+
+
+class ImageCache:
+    """A thread-safe LRU cache of rendered images, bounded by their total size in bytes.
+
+    ``max_bytes=0`` disables caching: nothing is stored.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        if max_bytes < 0:
+            raise ValueError(f"max_bytes must be 0 or more, got {max_bytes!r}")
+        self._max_bytes = max_bytes
+        self._items: OrderedDict[str, bytes] = OrderedDict()
+        self._size_bytes = 0
+        self._lock = threading.Lock()
+
+    @property
+    def max_bytes(self) -> int:
+        """The bound on the total size of the cached images."""
+        return self._max_bytes
+
+    @property
+    def size_bytes(self) -> int:
+        """The total size of the cached images."""
+        with self._lock:
+            return self._size_bytes
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+    def get(self, key: str) -> bytes | None:
+        """The image stored under ``key``, now the most recently used, or None."""
+        with self._lock:
+            data = self._items.get(key)
+            if data is not None:
+                self._items.move_to_end(key)
+            return data
+
+    def put(self, key: str, data: bytes) -> None:
+        """Store ``data`` under ``key``, evicting least recently used images until it fits.
+
+        An image larger than ``max_bytes`` is not stored; an older image under ``key`` is dropped.
+        """
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._size_bytes -= len(old)
+            if len(data) > self._max_bytes:
+                return
+            while self._size_bytes + len(data) > self._max_bytes:
+                _, evicted = self._items.popitem(last=False)
+                self._size_bytes -= len(evicted)
+            self._items[key] = data
+            self._size_bytes += len(data)

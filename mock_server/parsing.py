@@ -1,0 +1,86 @@
+"""Turning raw request bytes into a JSON value, or an :class:`ApiError` that says what is wrong."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from .errors import ApiError
+from .types import JSON
+
+MAX_NESTING = 32
+
+
+def check_content_type(content_type: str | None) -> None:
+    """Only JSON bodies are accepted (``application/json`` or ``application/*+json``), in UTF-8."""
+    if not content_type:
+        raise ApiError(415, "Unsupported Media Type: Content-Type header is missing, expected "
+                       "'application/json'")
+    media_type, _, params = content_type.partition(";")
+    media_type = media_type.strip().lower()
+    if media_type != "application/json" and not (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    ):
+        raise ApiError(
+            415,
+            f"Unsupported Media Type: Content-Type {media_type!r} is not supported, "
+            "expected 'application/json'",
+        )
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        charset = value.strip().strip('"').lower()
+        if name.strip().lower() == "charset" and charset not in ("utf-8", "utf8"):
+            raise ApiError(
+                415, f"Unsupported Media Type: charset {charset!r} is not supported, expected utf-8"
+            )
+
+
+def parse_json_body(raw: bytes) -> JSON:
+    """Decode a UTF-8 JSON document, refusing what JSON does not allow (NaN, Infinity, 1e999)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ApiError(400, f"Body is not valid UTF-8: {error.reason} at byte {error.start}") from None
+    text = text.removeprefix("\ufeff")
+    if not text.strip():
+        raise ApiError(400, "Body is empty, expected a JSON object")
+    try:
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise ApiError(400, f"Body is nested too deeply (more than {MAX_NESTING} levels)") from None
+    except json.JSONDecodeError as error:
+        raise ApiError(
+            400, f"Body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
+        ) from None
+    except ValueError as error:  # from the hooks below, or int() refusing a huge literal
+        raise ApiError(400, f"Body is not valid JSON: {error}") from None
+    if _depth_exceeds(value, MAX_NESTING):
+        raise ApiError(400, f"Body is nested too deeply (more than {MAX_NESTING} levels)")
+    return value
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(literal: str) -> float:
+    number = float(literal)
+    if not math.isfinite(number):
+        raise ValueError(f"number {literal[:40]!s} is out of range")
+    return number
+
+
+def _depth_exceeds(value: JSON, limit: int) -> bool:
+    stack: list[tuple[JSON, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False

@@ -1,0 +1,159 @@
+"""The fake's behaviour, free of any web framework: authorise, choose the operation, validate,
+synthesise the success body, serve images. :mod:`mock_server.app` puts HTTP around it."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from anyio import to_thread
+
+from .config import Settings
+from .errors import ApiError
+from .images import ImageCache, render_placeholder
+from .links import decode_image_token, encode_image_token
+from .specs import SpecSet
+from .synthesis import credits_used, image_request, success_body
+from .types import IMAGE_MEDIA_TYPES, JSON, ImageRequest, Operation, Violation
+from .validation import SchemaValidator, detail_lines, show, summarise, zod_type
+
+IMAGE_ROUTE = "/files"
+
+
+@dataclass(frozen=True)
+class Generation:
+    """A successful generation: what was asked for and the body to send."""
+
+    operation: Operation
+    request: ImageRequest
+    body: JSON
+    urls: list[str]
+
+
+class ImageService:
+    """One fake API: the loaded specs plus settings, answering requests as data."""
+
+    def __init__(self, settings: Settings, spec_set: SpecSet) -> None:
+        self.settings = settings
+        self.spec_set = spec_set
+        self.cache = ImageCache(settings.image_cache_bytes)
+        self._secret = settings.url_secret.encode("utf-8")
+        self._validators: dict[int, SchemaValidator] = {}
+        by_schema: dict[int, SchemaValidator] = {}
+        for operation in spec_set:
+            # Operations listing several models share one schema object; compile it once.
+            key = id(operation.request_schema)
+            if key not in by_schema:
+                by_schema[key] = SchemaValidator(operation.request_schema)
+            self._validators[id(operation)] = by_schema[key]
+        self._seeds = random.Random()
+        self._rendering: dict[str, asyncio.Future[bytes]] = {}
+
+    def validator(self, operation: Operation) -> SchemaValidator:
+        return self._validators[id(operation)]
+
+    def authorize(self, authorization: str | None) -> None:
+        """Raise a 401 unless the ``Authorization`` header passes the configured auth mode."""
+        if self.settings.auth == "off":
+            return
+        scheme, _, token = (authorization or "").strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise ApiError(401)
+        if self.settings.auth == "keys" and not any(
+            hmac.compare_digest(token.encode(), key.encode()) for key in self.settings.api_keys
+        ):
+            raise ApiError(401)
+
+    def select_operation(self, method: str, path: str, body: JSON) -> Operation:
+        """The operation for the body's ``model``, or a 400 naming the models this path serves."""
+        by_model = self.spec_set.models_for(method, path)
+        if not isinstance(body, dict):
+            raise _invalid([Violation((), "invalid_type", f"Expected object, received {zod_type(body)}",
+                                      expected="object", received=summarise(body))])
+        model = body.get("model")
+        if isinstance(model, str) and model in by_model:
+            return by_model[model]
+        if "model" not in body:
+            problem = Violation(("model",), "invalid_type", "Required", expected="string")
+        elif not isinstance(model, str):
+            problem = Violation(("model",), "invalid_type",
+                                f"Expected string, received {zod_type(model)}",
+                                expected="string", received=summarise(model))
+        else:
+            choices = " | ".join(show(known) for known in sorted(by_model))
+            problem = Violation(
+                ("model",), "invalid_enum_value",
+                f"Invalid enum value. Expected {choices}, received {show(model)}",
+                expected=sorted(by_model), received=summarise(model),
+            )
+        others: list[Violation] = []
+        if len(by_model) == 1:
+            # Only one schema is possible on this path, so the rest of the body can be checked too.
+            only = next(iter(by_model.values()))
+            others = [v for v in self.validator(only).violations(body) if v.path[:1] != ("model",)]
+        raise _invalid([problem, *others])
+
+    def generate(self, method: str, path: str, body: JSON, base_url: str) -> Generation:
+        """Validate ``body`` for ``method path`` and build the success body, or raise a 400."""
+        operation = self.select_operation(method, path, body)
+        violations = self.validator(operation).violations(body)
+        if violations:
+            raise _invalid(violations)
+        assert isinstance(body, Mapping)
+        request = image_request(operation, body, self._pick_seed)
+        base = (self.settings.public_base_url or base_url).rstrip("/")
+        urls = [
+            f"{base}{IMAGE_ROUTE}/{encode_image_token(spec, self._secret)}.{spec.format}"
+            for spec in request.images()
+        ]
+        body_out = success_body(operation.success_schema, urls, credits_used(operation, request))
+        return Generation(operation, request, body_out, urls)
+
+    async def image(self, name: str) -> tuple[bytes, str] | None:
+        """The bytes and media type of the image behind ``<token>.<format>``; None if unknown."""
+        token, _, extension = name.rpartition(".")
+        media_type = IMAGE_MEDIA_TYPES.get(extension)
+        if media_type is None:
+            return None
+        cached = self.cache.get(name)  # only verified names are ever cached
+        if cached is not None:
+            return cached, media_type
+        spec = decode_image_token(token, self._secret)
+        if spec is None or spec.format != extension:
+            return None
+        pending = self._rendering.get(name)
+        if pending is None:
+            # Concurrent downloads of one new image share a single render.
+            pending = asyncio.get_running_loop().create_future()
+            self._rendering[name] = pending
+            try:
+                data = await to_thread.run_sync(render_placeholder, spec)
+                self.cache.put(name, data)
+                pending.set_result(data)
+            except BaseException as error:
+                pending.set_exception(error)
+                raise
+            finally:
+                del self._rendering[name]
+        return await asyncio.shield(pending), media_type
+
+    def _pick_seed(self) -> int:
+        return self._seeds.randint(1, 2**31 - 1)
+
+
+def _invalid(violations: list[Violation]) -> ApiError:
+    message = "\n".join(["Body validation error", *detail_lines(violations)])
+    return ApiError(400, message, violations)
+
+
+def models_summary(spec_set: SpecSet) -> list[str]:
+    """One line per loaded operation group: ``POST /v1/images/generations: model, model``."""
+    lines = []
+    for (method, path), by_model in sorted(spec_set.operations.items()):
+        lines.append(f"{method} {path}: {', '.join(sorted(by_model))}")
+    return lines
+
+

@@ -1,0 +1,200 @@
+"""From a valid request to a response body shaped by the operation's response schema."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any, cast
+
+from .types import JSON, ImageFormat, ImageRequest, Operation
+
+# Named sizes accepted by ``image_size`` (the FLUX.2 preset table).
+PRESET_SIZES: dict[str, tuple[int, int]] = {
+    "square_hd": (1024, 1024),
+    "square": (512, 512),
+    "portrait_4_3": (768, 1024),
+    "portrait_16_9": (576, 1024),
+    "landscape_4_3": (1024, 768),
+    "landscape_16_9": (1024, 576),
+}
+FALLBACK_SIZE = (1024, 768)
+FORMAT_ALIASES: dict[str, ImageFormat] = {"png": "png", "jpeg": "jpeg", "jpg": "jpeg", "webp": "webp"}
+MEGAPIXEL = 1024 * 1024
+MAX_IMAGES = 64  # a spec may allow more; image URLs carry an index below this
+DEFAULT_CREDITS_PER_MEGAPIXEL = 25_200
+
+
+def image_request(
+    operation: Operation, body: Mapping[str, Any], pick_seed: Callable[[], int]
+) -> ImageRequest:
+    """Read size, format, count and seed from a request body valid for ``operation``.
+
+    Absent fields take the schema's defaults. ``num_images`` is declared as a number: a whole
+    float (2.0) counts as 2 and a fractional one is rounded down (2.7 asks for 2 images). A field
+    the schema does not declare (``num_images`` sent to flux-2-max) is ignored, as the real API
+    does with undeclared fields.
+    """
+    properties = operation.request_schema.get("properties", {})
+    width, height = _size(body.get("image_size"), properties.get("image_size"))
+    seed = body.get("seed")
+    return ImageRequest(
+        model=operation.model,
+        prompt=str(body.get("prompt", "")),
+        width=width,
+        height=height,
+        format=_format(body.get("output_format"), properties.get("output_format")),
+        seed=int(seed) if _is_number(seed) else pick_seed(),
+        count=_count(body.get("num_images"), properties.get("num_images")),
+    )
+
+
+def credits_used(operation: Operation, request: ImageRequest) -> int:
+    """Credits charged: rate × megapixels (each image rounded up to whole MP) × images.
+
+    The rate is the operation's ``x-credits-per-megapixel`` (25,200 when a spec has none: the
+    price of a 1472×512 flux-2 image in the API's own docs).
+    """
+    rate = operation.credits_per_megapixel or DEFAULT_CREDITS_PER_MEGAPIXEL
+    megapixels = math.ceil(request.width * request.height / MEGAPIXEL)
+    return round(rate * megapixels * request.count)
+
+
+def success_body(schema: Mapping[str, Any] | None, urls: list[str], credits: int) -> JSON:
+    """The success body: the fake's values where the schema has a place for them.
+
+    ``data`` gets one ``{url, b64_json: null}`` entry per image, ``meta.usage.credits_used`` the
+    charge; any other required field is synthesised from the schema.
+    """
+    known: dict[str, JSON] = {
+        "data": [{"url": url, "b64_json": None} for url in urls],
+        "meta": {"usage": {"credits_used": credits}},
+    }
+    if schema is None:
+        return known
+    return synthesise(schema, known)
+
+
+def synthesise(schema: Mapping[str, Any], known: JSON = None) -> JSON:
+    """A value valid for ``schema``, using ``known`` where the schema has room for it."""
+    for combinator in ("allOf", "anyOf", "oneOf"):
+        if combinator in schema and "type" not in schema and "properties" not in schema:
+            branches = [b for b in schema[combinator] if isinstance(b, Mapping)]
+            if combinator == "allOf":
+                return synthesise(_merge(branches), known)
+            chosen = _branch_for(branches, known)
+            return synthesise(chosen, known) if chosen is not None else known
+    kind = _primary_type(schema)
+    if kind == "object" or "properties" in schema:
+        return _synthesise_object(schema, known if isinstance(known, Mapping) else {})
+    if kind == "array":
+        items = schema.get("items") if isinstance(schema.get("items"), Mapping) else {}
+        if isinstance(known, list):
+            return [synthesise(cast(Mapping[str, Any], items), item) for item in known]
+        return [synthesise(cast(Mapping[str, Any], items))] * int(schema.get("minItems", 0))
+    if known is not None or _allows_null(schema):
+        return known
+    return _placeholder(schema, kind)
+
+
+def _synthesise_object(schema: Mapping[str, Any], known: Mapping[str, JSON]) -> dict[str, JSON]:
+    properties: Mapping[str, Any] = schema.get("properties", {})
+    required = set(schema.get("required", []))
+    out: dict[str, JSON] = {}
+    for name, sub in properties.items():
+        if name in known:
+            out[name] = synthesise(sub, known[name])
+        elif name in required:
+            out[name] = synthesise(sub)
+    for name in required - set(properties):
+        out[name] = known.get(name, "")
+    return out
+
+
+def _placeholder(schema: Mapping[str, Any], kind: str | None) -> JSON:
+    for key in ("example", "default"):
+        if key in schema:
+            return cast(JSON, schema[key])
+    if schema.get("enum"):
+        return cast(JSON, schema["enum"][0])
+    if kind in ("integer", "number"):
+        low = schema.get("minimum", schema.get("exclusiveMinimum", 0))
+        return low + 1 if "exclusiveMinimum" in schema else low
+    if kind == "boolean":
+        return False
+    if kind == "string":
+        return "x" * int(schema.get("minLength", 0))
+    return None
+
+
+def _primary_type(schema: Mapping[str, Any]) -> str | None:
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        return next((k for k in kind if k != "null"), None)
+    return kind if isinstance(kind, str) else None
+
+
+def _allows_null(schema: Mapping[str, Any]) -> bool:
+    kind = schema.get("type")
+    return kind == "null" or (isinstance(kind, list) and "null" in kind) or "type" not in schema
+
+
+def _merge(branches: list[Mapping[str, Any]]) -> dict[str, Any]:
+    merged: dict[str, Any] = {"type": "object", "properties": {}, "required": []}
+    for branch in branches:
+        merged["properties"].update(branch.get("properties", {}))
+        merged["required"].extend(branch.get("required", []))
+    return merged
+
+
+def _branch_for(branches: list[Mapping[str, Any]], known: JSON) -> Mapping[str, Any] | None:
+    wanted = {dict: "object", list: "array", str: "string", bool: "boolean"}.get(type(known))
+    for branch in branches:
+        if wanted is None or _primary_type(branch) in (wanted, None):
+            if not (known is None and _primary_type(branch) == "null"):
+                return branch
+    return branches[0] if branches else None
+
+
+def _size(value: Any, schema: Mapping[str, Any] | None) -> tuple[int, int]:
+    schema = schema or {}
+    if value is None:
+        value = schema.get("default")
+    if isinstance(value, str):
+        return PRESET_SIZES.get(value, FALLBACK_SIZE)
+    defaults = _object_defaults(schema)
+    if isinstance(value, Mapping):
+        width = value.get("width", defaults.get("width", FALLBACK_SIZE[0]))
+        height = value.get("height", defaults.get("height", FALLBACK_SIZE[1]))
+        if _is_number(width) and _is_number(height):
+            return int(width), int(height)
+    return FALLBACK_SIZE
+
+
+def _object_defaults(schema: Mapping[str, Any]) -> dict[str, Any]:
+    for branch in [schema, *schema.get("anyOf", []), *schema.get("oneOf", [])]:
+        properties = branch.get("properties") if isinstance(branch, Mapping) else None
+        if isinstance(properties, Mapping):
+            return {
+                name: sub["default"]
+                for name, sub in properties.items()
+                if isinstance(sub, Mapping) and "default" in sub
+            }
+    return {}
+
+
+def _format(value: Any, schema: Mapping[str, Any] | None) -> ImageFormat:
+    if value is None and schema:
+        value = schema.get("default")
+    return FORMAT_ALIASES.get(str(value).lower(), "png") if value is not None else "png"
+
+
+def _count(value: Any, schema: Mapping[str, Any] | None) -> int:
+    if schema is None:
+        return 1
+    if value is None:
+        value = schema.get("default", 1)
+    return min(MAX_IMAGES, max(1, math.floor(value))) if _is_number(value) else 1
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

@@ -1,0 +1,178 @@
+"""Checking a JSON value against a JSON Schema and describing each problem the way zod does.
+
+The real API is a NestJS service validating with zod, so its 400 bodies say things like
+``Invalid enum value. Expected 'a' | 'b', received 'c'``. Every problem is returned as a
+:class:`~mock_server.types.Violation`; nothing here decides status codes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from jsonschema import Draft7Validator
+from jsonschema.exceptions import ValidationError
+
+from .types import JSON, Violation
+
+_MAX_SHOWN_CHARS = 60
+
+
+class SchemaValidator:
+    """A compiled validator for one JSON Schema (draft 7, as produced by :mod:`mock_server.oas`)."""
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        Draft7Validator.check_schema(schema)
+        self.schema = schema
+        self._validator = Draft7Validator(schema)
+
+    def is_valid(self, instance: JSON) -> bool:
+        return bool(self._validator.is_valid(instance))
+
+    def violations(self, instance: JSON) -> list[Violation]:
+        """Every way ``instance`` breaks the schema, ordered by field."""
+        found: dict[tuple[tuple[str | int, ...], str], Violation] = {}
+        for error in self._validator.iter_errors(instance):
+            for violation in _violations_of(error):
+                found.setdefault((violation.path, violation.message), violation)
+        return sorted(found.values(), key=lambda v: ([str(p) for p in v.path], v.message))
+
+
+def detail_lines(violations: Sequence[Violation]) -> list[str]:
+    """One human line per violation: the field, then zod's sentence."""
+    return [f"{violation.field}: {violation.message}" for violation in violations]
+
+
+def zod_type(value: JSON) -> str:
+    """The name zod gives to the type of a JSON value."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "integer" if value.is_integer() else "float"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def show(value: JSON) -> str:
+    """A short, quoted rendering of a value for a message (strings in zod's single quotes)."""
+    if isinstance(value, str):
+        text = value if len(value) <= _MAX_SHOWN_CHARS else value[:_MAX_SHOWN_CHARS] + "…"
+        return "'" + text.replace("\n", "\\n") + "'"
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= _MAX_SHOWN_CHARS else text[:_MAX_SHOWN_CHARS] + "…"
+
+
+def summarise(value: JSON) -> JSON:
+    """``value`` as echoed in a violation: scalars as they are, big things cut down."""
+    if isinstance(value, str) and len(value) > 200:
+        return value[:200] + "…"
+    if isinstance(value, list | dict):
+        text = json.dumps(value, default=str)
+        return value if len(text) <= 200 else f"<{zod_type(value)} of {len(value)} items>"
+    return value
+
+
+def _violations_of(error: ValidationError) -> Iterable[Violation]:
+    keyword = str(error.validator)
+    path = tuple(error.absolute_path)
+    expected = error.validator_value
+    instance = error.instance
+
+    def violation(code: str, message: str, at: tuple[str | int, ...] = path) -> Violation:
+        if "received" not in message and keyword not in ("required",):
+            message = f"{message}, received {show(instance)}"
+        return Violation(at, code, message, expected=expected, received=summarise(instance))
+
+    if keyword == "required":
+        properties = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
+        for name in expected:
+            if isinstance(instance, dict) and name not in instance:
+                wanted = properties.get(name, {}).get("type") if properties else None
+                yield Violation(
+                    (*path, name), "invalid_type", "Required", expected=wanted, received=None
+                )
+    elif keyword == "type":
+        wanted = " | ".join(expected) if isinstance(expected, list) else str(expected)
+        yield violation("invalid_type", f"Expected {wanted}, received {zod_type(instance)}")
+    elif keyword == "enum":
+        choices = " | ".join(show(choice) for choice in expected)
+        yield violation(
+            "invalid_enum_value",
+            f"Invalid enum value. Expected {choices}, received {show(instance)}",
+        )
+    elif keyword == "const":
+        yield violation("invalid_literal", f"Invalid literal value, expected {show(expected)}")
+    elif keyword in _BOUNDS:
+        code, template = _BOUNDS[keyword]
+        yield violation(code, template.format(expected))
+    elif keyword == "multipleOf":
+        yield violation("not_multiple_of", f"Number must be a multiple of {expected}")
+    elif keyword == "pattern":
+        yield violation("invalid_string", f"Invalid string: must match pattern /{expected}/")
+    elif keyword == "format":
+        yield violation("invalid_string", f"Invalid {expected}")
+    elif keyword == "additionalProperties":
+        extra = sorted(set(instance) - set(error.schema.get("properties", {})))
+        keys = ", ".join(show(key) for key in extra)
+        yield violation("unrecognized_keys", f"Unrecognized key(s) in object: {keys}")
+    elif keyword in ("anyOf", "oneOf"):
+        yield from _union_violations(error, violation)
+    else:
+        yield violation("custom", error.message)
+
+
+_BOUNDS: dict[str, tuple[str, str]] = {
+    "minimum": ("too_small", "Number must be greater than or equal to {}"),
+    "exclusiveMinimum": ("too_small", "Number must be greater than {}"),
+    "maximum": ("too_big", "Number must be less than or equal to {}"),
+    "exclusiveMaximum": ("too_big", "Number must be less than {}"),
+    "minLength": ("too_small", "String must contain at least {} character(s)"),
+    "maxLength": ("too_big", "String must contain at most {} character(s)"),
+    "minItems": ("too_small", "Array must contain at least {} element(s)"),
+    "maxItems": ("too_big", "Array must contain at most {} element(s)"),
+    "minProperties": ("too_small", "Object must contain at least {} key(s)"),
+    "maxProperties": ("too_big", "Object must contain at most {} key(s)"),
+}
+
+
+def _union_violations(error: ValidationError, violation: Any) -> Iterable[Violation]:
+    """Explain a failed ``anyOf``/``oneOf`` through the branch the value was meant for.
+
+    zod itself says only "Invalid input"; naming the real problem (``width`` not a multiple
+    of 32 inside the object branch of ``image_size``) is more use to a test author.
+    """
+    if str(error.validator) == "oneOf" and not error.context:
+        yield violation("invalid_union", "Invalid input: matches more than one allowed schema")
+        return
+    branches: dict[int, list[ValidationError]] = {}
+    for sub in error.context or []:
+        branches.setdefault(int(sub.schema_path[0]), []).append(sub)
+    type_matched = [
+        errors
+        for errors in branches.values()
+        if not any(sub.validator == "type" and not sub.relative_path for sub in errors)
+    ]
+    if len(type_matched) == 1:
+        for sub in type_matched[0]:
+            yield from _violations_of(sub)
+        return
+    kinds = []
+    for branch in error.validator_value:
+        kind = branch.get("type") if isinstance(branch, dict) else None
+        if isinstance(kind, list):
+            kinds.extend(kind)
+        elif kind:
+            kinds.append(kind)
+    if kinds and not type_matched:
+        wanted = " | ".join(dict.fromkeys(kinds))
+        yield violation("invalid_union", f"Invalid input: expected {wanted}")
+    else:
+        yield violation("invalid_union", "Invalid input")

@@ -1,0 +1,44 @@
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from mock_server import Settings, SpecSet, create_app, load_specs
+
+SPECS = Path(__file__).parent / "specs"
+AUTH = {"Authorization": "Bearer test-key"}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def bundled() -> SpecSet:
+    return load_specs()
+
+
+@pytest.fixture
+def make_app(bundled: SpecSet) -> Callable[..., Starlette]:
+    """Build an app from Settings fields; the bundled specs unless ``specs`` is given."""
+
+    def make(**fields: object) -> Starlette:
+        settings = Settings(**fields)  # type: ignore[arg-type]
+        return create_app(settings, spec_set=None if settings.specs else bundled)
+
+    return make
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Starlette]) -> Starlette:
+    return make_app()
+
+
+@pytest.fixture
+async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client

@@ -1,0 +1,606 @@
+import io
+import json
+from collections.abc import Callable
+
+import httpx
+import pytest
+from jsonschema import Draft7Validator
+from PIL import Image
+from starlette.applications import Starlette
+
+from mock_server import SpecSet
+from tests.conftest import AUTH, SPECS
+
+pytestmark = pytest.mark.anyio
+
+FLUX2 = "blackforestlabs/flux-2"
+FLUX2_MAX = "blackforestlabs/flux-2-max"
+PROMPT = "A T-Rex relaxing on a beach, lying on a sun lounger and wearing sunglasses."
+GENERATIONS = "/v1/images/generations"
+JSON_TYPE = "application/json; charset=utf-8"
+MESSAGE_401 = (
+    "This request requires a valid API key. "
+    "You can create a new API key on the Billing page: https://aimlapi.com/app/keys"
+)
+
+
+async def generate(client: httpx.AsyncClient, path: str = GENERATIONS, **body: object) -> httpx.Response:
+    return await client.post(path, json={"model": FLUX2, "prompt": PROMPT, **body}, headers=AUTH)
+
+
+async def download(client: httpx.AsyncClient, url: str) -> tuple[httpx.Response, Image.Image]:
+    response = await client.get(url)
+    assert response.status_code == 200, response.text
+    return response, Image.open(io.BytesIO(response.content))
+
+
+def assert_envelope(response: httpx.Response, status: int, path: str) -> dict[str, object]:
+    assert response.status_code == status
+    assert response.headers["content-type"] == JSON_TYPE
+    body = response.json()
+    assert body["statusCode"] == status
+    assert body["path"] == path
+    assert body["requestId"]
+    assert body["timestamp"].endswith("Z")
+    assert isinstance(body["message"], str) and body["message"]
+    return body
+
+
+# --- success ---------------------------------------------------------------------------------
+
+
+async def test_default_flux2_generation(client: httpx.AsyncClient) -> None:
+    response = await generate(client)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == JSON_TYPE
+    assert response.headers["x-request-id"]
+    body = response.json()
+    (entry,) = body["data"]
+    assert entry["b64_json"] is None
+    assert entry["url"].startswith("http://testserver/files/") and entry["url"].endswith(".png")
+    assert body["meta"] == {"usage": {"credits_used": 25_200}}
+    image_response, image = await download(client, entry["url"])
+    assert image_response.headers["content-type"] == "image/png"
+    assert (image.format, image.size) == ("PNG", (1024, 768))
+
+
+async def test_flux2_max_defaults_to_one_jpeg(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        GENERATIONS,
+        json={"model": FLUX2_MAX, "prompt": PROMPT, "num_images": 3},
+        headers=AUTH,
+    )
+    body = response.json()
+    (entry,) = body["data"]
+    assert body["meta"]["usage"]["credits_used"] == 147_000
+    image_response, image = await download(client, entry["url"])
+    assert image_response.headers["content-type"] == "image/jpeg"
+    assert (image.format, image.size) == ("JPEG", (1024, 768))
+
+
+@pytest.mark.parametrize(
+    ("image_size", "expected"),
+    [
+        pytest.param({"width": 1472, "height": 512}, (1472, 512), id="doc-example"),
+        pytest.param({"width": 512}, (512, 768), id="height-default"),
+        pytest.param({}, (1024, 768), id="empty-object"),
+        pytest.param("square_hd", (1024, 1024), id="square_hd"),
+        pytest.param("square", (512, 512), id="square"),
+        pytest.param("portrait_4_3", (768, 1024), id="portrait_4_3"),
+        pytest.param("portrait_16_9", (576, 1024), id="portrait_16_9"),
+        pytest.param("landscape_4_3", (1024, 768), id="landscape_4_3"),
+        pytest.param("landscape_16_9", (1024, 576), id="landscape_16_9"),
+    ],
+)
+async def test_images_have_exactly_the_requested_size(
+    client: httpx.AsyncClient, image_size: object, expected: tuple[int, int]
+) -> None:
+    response = await generate(client, image_size=image_size)
+    _, image = await download(client, response.json()["data"][0]["url"])
+    assert image.size == expected
+
+
+@pytest.mark.parametrize(
+    ("model", "output_format", "pil_format", "media_type"),
+    [
+        (FLUX2, "png", "PNG", "image/png"),
+        (FLUX2, "jpeg", "JPEG", "image/jpeg"),
+        (FLUX2, "webp", "WEBP", "image/webp"),
+        (FLUX2_MAX, "png", "PNG", "image/png"),
+        (FLUX2_MAX, "jpeg", "JPEG", "image/jpeg"),
+    ],
+)
+async def test_images_have_the_requested_format(
+    client: httpx.AsyncClient, model: str, output_format: str, pil_format: str, media_type: str
+) -> None:
+    response = await generate(client, model=model, output_format=output_format)
+    url = response.json()["data"][0]["url"]
+    assert url.endswith("." + output_format)
+    image_response, image = await download(client, url)
+    assert image_response.headers["content-type"] == media_type
+    assert image.format == pil_format
+
+
+@pytest.mark.parametrize(
+    ("num_images", "count"),
+    [
+        pytest.param(1, 1, id="one"),
+        pytest.param(4, 4, id="four"),
+        pytest.param(2.0, 2, id="whole-float"),
+        pytest.param(2.7, 2, id="fraction-rounds-down"),
+        pytest.param(1.5, 1, id="fraction-above-minimum"),
+    ],
+)
+async def test_one_entry_per_requested_image(
+    client: httpx.AsyncClient, num_images: float, count: int
+) -> None:
+    body = (await generate(client, num_images=num_images)).json()
+    assert len(body["data"]) == count
+    assert len({entry["url"] for entry in body["data"]}) == count
+    assert body["meta"]["usage"]["credits_used"] == 25_200 * count
+
+
+@pytest.mark.parametrize(
+    ("image_size", "num_images", "credits"),
+    [
+        pytest.param("square", 1, 25_200, id="under-1MP"),
+        pytest.param("square_hd", 1, 25_200, id="exactly-1MP"),
+        pytest.param({"width": 1056, "height": 1024}, 1, 50_400, id="just-over-1MP"),
+        pytest.param({"width": 2048, "height": 2048}, 3, 25_200 * 4 * 3, id="4MP-x3"),
+    ],
+)
+async def test_credits_are_per_started_megapixel_per_image(
+    client: httpx.AsyncClient, image_size: object, num_images: int, credits: int
+) -> None:
+    body = (await generate(client, image_size=image_size, num_images=num_images)).json()
+    assert body["meta"]["usage"]["credits_used"] == credits
+
+
+async def test_unversioned_path_is_served(client: httpx.AsyncClient) -> None:
+    response = await generate(client, path="/images/generations")
+    assert response.status_code == 200
+    assert len(response.json()["data"]) == 1
+
+
+async def test_same_seed_gives_same_bytes_and_no_seed_still_stable(
+    client: httpx.AsyncClient,
+) -> None:
+    first = (await generate(client, seed=42)).json()["data"][0]["url"]
+    second = (await generate(client, seed=42)).json()["data"][0]["url"]
+    assert first == second
+    assert (await client.get(first)).content == (await client.get(second)).content
+    unseeded = (await generate(client)).json()["data"][0]["url"]
+    assert (await client.get(unseeded)).content == (await client.get(unseeded)).content
+    assert (await client.get(unseeded)).content != (await client.get(first)).content
+
+
+async def test_images_of_one_request_differ(client: httpx.AsyncClient) -> None:
+    urls = [entry["url"] for entry in (await generate(client, num_images=2, seed=7)).json()["data"]]
+    contents = [(await client.get(url)).content for url in urls]
+    assert contents[0] != contents[1]
+
+
+async def test_png_metadata_describes_the_request(client: httpx.AsyncClient) -> None:
+    url = (await generate(client, seed=99)).json()["data"][0]["url"]
+    _, image = await download(client, url)
+    assert image.info["model"] == FLUX2
+    assert image.info["seed"] == "99"
+    assert image.info["prompt"].startswith("A T-Rex")
+
+
+async def test_image_urls_survive_a_restart(make_app: Callable[..., Starlette]) -> None:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=make_app()), base_url="http://testserver"
+    ) as first:
+        url = (await generate(first)).json()["data"][0]["url"]
+        original = (await first.get(url)).content
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=make_app()), base_url="http://testserver"
+    ) as second:
+        assert (await second.get(url)).content == original
+
+
+async def test_urls_signed_with_another_secret_are_refused(
+    make_app: Callable[..., Starlette],
+) -> None:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=make_app(url_secret="one")), base_url="http://t"
+    ) as first:
+        url = (await generate(first)).json()["data"][0]["url"]
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=make_app(url_secret="two")), base_url="http://t"
+    ) as second:
+        assert_envelope(await second.get(url), 404, httpx.URL(url).path)
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        pytest.param(lambda url: url[:-10] + "A" + url[-9:], id="one-character"),
+        pytest.param(lambda url: url.replace(".png", ".jpeg"), id="extension"),
+        pytest.param(lambda url: url.replace(".png", ""), id="no-extension"),
+        pytest.param(lambda url: url.rsplit("/", 1)[0] + "/garbage.png", id="garbage"),
+        pytest.param(lambda url: url.rsplit("/", 1)[0] + "/" + "A" * 9000 + ".png", id="huge"),
+    ],
+)
+async def test_tampered_image_urls_get_404(
+    client: httpx.AsyncClient, mangle: Callable[[str], str]
+) -> None:
+    url = mangle((await generate(client)).json()["data"][0]["url"])
+    assert_envelope(await client.get(url), 404, httpx.URL(url).path)
+
+
+async def test_public_base_url_is_used_for_links(make_app: Callable[..., Starlette]) -> None:
+    app = make_app(public_base_url="https://images.example.test/base/")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        url = (await generate(c)).json()["data"][0]["url"]
+    assert url.startswith("https://images.example.test/base/files/")
+
+
+async def test_links_use_the_host_the_request_came_to(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        GENERATIONS,
+        json={"model": FLUX2, "prompt": "p"},
+        headers={**AUTH, "Host": "fake.local:9000"},
+    )
+    assert response.json()["data"][0]["url"].startswith("http://fake.local:9000/files/")
+
+
+async def test_extra_fields_are_allowed(client: httpx.AsyncClient) -> None:
+    assert (await generate(client, something_new=True)).status_code == 200
+
+
+# --- auth ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({}, id="missing"),
+        pytest.param({"Authorization": ""}, id="empty"),
+        pytest.param({"Authorization": "Bearer"}, id="no-token"),
+        pytest.param({"Authorization": "Bearer   "}, id="blank-token"),
+        pytest.param({"Authorization": "Basic dXNlcjpwYXNz"}, id="basic"),
+        pytest.param({"Authorization": "test-key"}, id="no-scheme"),
+    ],
+)
+async def test_requests_without_a_bearer_token_get_401(
+    client: httpx.AsyncClient, headers: dict[str, str]
+) -> None:
+    response = await client.post(GENERATIONS, json={"model": FLUX2, "prompt": "p"}, headers=headers)
+    assert assert_envelope(response, 401, GENERATIONS)["message"] == MESSAGE_401
+
+
+async def test_bearer_scheme_is_case_insensitive(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        GENERATIONS, json={"model": FLUX2, "prompt": "p"}, headers={"Authorization": "bearer k"}
+    )
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("token", "status"),
+    [pytest.param("key-1", 200, id="first"), pytest.param("key-2", 200, id="second"),
+     pytest.param("key-3", 401, id="unknown"), pytest.param("KEY-1", 401, id="case")],
+)
+async def test_fixed_list_of_keys(
+    make_app: Callable[..., Starlette], token: str, status: int
+) -> None:
+    app = make_app(auth="keys", api_keys=("key-1", "key-2"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        response = await c.post(
+            GENERATIONS,
+            json={"model": FLUX2, "prompt": "p"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    assert response.status_code == status
+
+
+async def test_auth_off_needs_no_header(make_app: Callable[..., Starlette]) -> None:
+    app = make_app(auth="off")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        response = await c.post(GENERATIONS, json={"model": FLUX2, "prompt": "p"})
+    assert response.status_code == 200
+
+
+# --- validation ------------------------------------------------------------------------------
+
+
+async def test_unknown_model_names_the_models_of_the_path(client: httpx.AsyncClient) -> None:
+    response = await generate(client, model="foo")
+    body = assert_envelope(response, 400, GENERATIONS)
+    assert body["message"] == (
+        "Body validation error\nmodel: Invalid enum value. Expected "
+        "'blackforestlabs/flux-2' | 'blackforestlabs/flux-2-max', received 'foo'"
+    )
+    (violation,) = body["violations"]
+    assert violation["field"] == "model"
+    assert violation["code"] == "invalid_enum_value"
+    assert violation["received"] == "foo"
+
+
+@pytest.mark.parametrize(
+    ("body", "line"),
+    [
+        pytest.param({"prompt": "p"}, "model: Required", id="missing-model"),
+        pytest.param({"model": 7, "prompt": "p"}, "model: Expected string, received integer",
+                     id="model-not-string"),
+        pytest.param({"model": FLUX2}, "prompt: Required", id="missing-prompt"),
+        pytest.param({"model": FLUX2, "prompt": 5}, "prompt: Expected string, received integer",
+                     id="prompt-not-string"),
+        pytest.param({"model": FLUX2, "prompt": "x" * 4001},
+                     "prompt: String must contain at most 4000 character(s), received 'xxx",
+                     id="prompt-too-long"),
+        pytest.param({"model": FLUX2, "prompt": "p", "image_size": {"width": 1000, "height": 512}},
+                     "image_size.width: Number must be a multiple of 32, received 1000",
+                     id="width-not-multiple-of-32"),
+        pytest.param({"model": FLUX2, "prompt": "p", "image_size": {"width": 4096, "height": 512}},
+                     "image_size.width: Number must be less than or equal to 2048, received 4096",
+                     id="width-too-big"),
+        pytest.param({"model": FLUX2, "prompt": "p", "image_size": {"width": 256, "height": 512}},
+                     "image_size.width: Number must be greater than or equal to 512, received 256",
+                     id="width-too-small"),
+        pytest.param({"model": FLUX2, "prompt": "p", "image_size": {"width": 512.5, "height": 512}},
+                     "image_size.width: Expected integer, received float", id="width-float"),
+        pytest.param({"model": FLUX2, "prompt": "p", "image_size": "huge"},
+                     "image_size: Invalid enum value. Expected 'square_hd' | 'square' | "
+                     "'portrait_4_3' | 'portrait_16_9' | 'landscape_4_3' | 'landscape_16_9', "
+                     "received 'huge'", id="unknown-preset"),
+        pytest.param({"model": FLUX2, "prompt": "p", "image_size": 5},
+                     "image_size: Invalid input: expected object | string, received 5",
+                     id="image-size-wrong-type"),
+        pytest.param({"model": FLUX2, "prompt": "p", "output_format": "gif"},
+                     "output_format: Invalid enum value. Expected 'jpeg' | 'png' | 'webp', "
+                     "received 'gif'", id="unknown-format"),
+        pytest.param({"model": FLUX2_MAX, "prompt": "p", "output_format": "webp"},
+                     "output_format: Invalid enum value. Expected 'jpeg' | 'png', received 'webp'",
+                     id="max-has-no-webp"),
+        pytest.param({"model": FLUX2, "prompt": "p", "num_images": 5},
+                     "num_images: Number must be less than or equal to 4, received 5",
+                     id="too-many-images"),
+        pytest.param({"model": FLUX2, "prompt": "p", "num_images": 0.5},
+                     "num_images: Number must be greater than or equal to 1, received 0.5",
+                     id="fraction-below-one"),
+        pytest.param({"model": FLUX2, "prompt": "p", "seed": 0},
+                     "seed: Number must be greater than or equal to 1, received 0", id="seed-zero"),
+        pytest.param({"model": FLUX2_MAX, "prompt": "p", "safety_tolerance": 3},
+                     "safety_tolerance: Expected string, received integer", id="tolerance-int"),
+        pytest.param({"model": FLUX2, "prompt": "p", "enable_safety_checker": "yes"},
+                     "enable_safety_checker: Expected boolean, received string", id="bool-string"),
+    ],
+)
+async def test_each_violation_names_field_expectation_and_value(
+    client: httpx.AsyncClient, body: dict[str, object], line: str
+) -> None:
+    response = await client.post(GENERATIONS, json=body, headers=AUTH)
+    message = assert_envelope(response, 400, GENERATIONS)["message"]
+    assert isinstance(message, str)
+    assert message.startswith("Body validation error\n")
+    assert any(detail.startswith(line) for detail in message.splitlines()[1:]), message
+
+
+async def test_every_violation_is_reported_not_just_the_first(client: httpx.AsyncClient) -> None:
+    response = await generate(
+        client,
+        image_size={"width": 4096, "height": 1000},
+        output_format="gif",
+        num_images=9,
+        acceleration="warp",
+    )
+    body = assert_envelope(response, 400, GENERATIONS)
+    fields = sorted(v["field"] for v in body["violations"])
+    assert fields == [
+        "acceleration", "image_size.height", "image_size.width", "num_images", "output_format"
+    ]
+    assert len(str(body["message"]).splitlines()) == 1 + len(fields)
+
+
+async def test_unknown_model_on_a_one_model_path_reports_the_rest_too(
+    make_app: Callable[..., Starlette],
+) -> None:
+    app = make_app(specs=(str(SPECS / "created-201.yaml"),))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        response = await c.post(GENERATIONS, json={"model": "x", "prompt": 5}, headers=AUTH)
+    fields = [v["field"] for v in response.json()["violations"]]
+    assert fields == ["model", "prompt"]
+
+
+# --- bad input ---------------------------------------------------------------------------------
+
+
+async def post_raw(
+    client: httpx.AsyncClient, content: bytes, content_type: str | None = "application/json"
+) -> httpx.Response:
+    headers = dict(AUTH)
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    return await client.post(GENERATIONS, content=content, headers=headers)
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        pytest.param(b'{"model": ', "Body is not valid JSON: Expecting value", id="truncated"),
+        pytest.param(b"{'model': 1}", "Body is not valid JSON", id="single-quotes"),
+        pytest.param(b"", "Body is empty", id="empty"),
+        pytest.param(b"   ", "Body is empty", id="blank"),
+        pytest.param(b'{"prompt": "\xff"}', "Body is not valid UTF-8: invalid start byte", id="invalid-utf8"),
+        pytest.param(b'{"prompt": "\xc3\x28"}', "Body is not valid UTF-8", id="bad-continuation"),
+        pytest.param(b'{"prompt": "\xed\xa0\x80"}', "Body is not valid UTF-8", id="encoded-surrogate"),
+        pytest.param(b'{"model": NaN}', "Body is not valid JSON: NaN is not a JSON number",
+                     id="nan"),
+        pytest.param(b'{"seed": Infinity}', "Infinity is not a JSON number", id="infinity"),
+        pytest.param(b'{"seed": -Infinity}', "-Infinity is not a JSON number", id="-infinity"),
+        pytest.param(b'{"seed": 1e999}', "number 1e999 is out of range", id="float-overflow"),
+        pytest.param(b'{"seed": ' + b"9" * 5000 + b"}", "Body is not valid JSON", id="huge-int"),
+        pytest.param(b"[" * 100 + b"]" * 100, "nested too deeply", id="deep-array"),
+        pytest.param(b'{"a":' * 50 + b"1" + b"}" * 50, "nested too deeply", id="deep-object"),
+        pytest.param(b"[" * 100_000 + b"]" * 100_000, "nested too deeply", id="very-deep"),
+        pytest.param(b"[1, 2]", "body: Expected object, received array", id="array"),
+        pytest.param(b'"prompt"', "body: Expected object, received string", id="string"),
+        pytest.param(b"null", "body: Expected object, received null", id="null"),
+        pytest.param(b"42", "body: Expected object, received integer", id="number"),
+    ],
+)
+async def test_malformed_bodies_get_400_with_a_reason(
+    client: httpx.AsyncClient, content: bytes, fragment: str
+) -> None:
+    body = assert_envelope(await post_raw(client, content), 400, GENERATIONS)
+    assert fragment in str(body["message"])
+
+
+async def test_utf8_bom_is_tolerated(client: httpx.AsyncClient) -> None:
+    content = b"\xef\xbb\xbf" + json.dumps({"model": FLUX2, "prompt": "p"}).encode()
+    assert (await post_raw(client, content)).status_code == 200
+
+
+async def test_lone_surrogate_in_prompt_does_not_break_anything(client: httpx.AsyncClient) -> None:
+    content = b'{"model": "blackforestlabs/flux-2", "prompt": "a \\ud800 b"}'
+    response = await post_raw(client, content)
+    assert response.status_code == 200
+    image_response = await client.get(response.json()["data"][0]["url"])
+    assert image_response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("content_type", "fragment"),
+    [
+        pytest.param(None, "Content-Type header is missing", id="missing"),
+        pytest.param("text/plain", "'text/plain' is not supported", id="text"),
+        pytest.param("application/x-www-form-urlencoded", "is not supported", id="form"),
+        pytest.param("multipart/form-data; boundary=x", "is not supported", id="multipart"),
+        pytest.param("application/json; charset=latin-1", "charset 'latin-1'", id="charset"),
+    ],
+)
+async def test_non_json_content_types_get_415(
+    client: httpx.AsyncClient, content_type: str | None, fragment: str
+) -> None:
+    content = json.dumps({"model": FLUX2, "prompt": "p"}).encode()
+    body = assert_envelope(await post_raw(client, content, content_type), 415, GENERATIONS)
+    assert fragment in str(body["message"])
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/json", "Application/JSON", "application/json; charset=UTF-8",
+     "application/vnd.api+json"],
+)
+async def test_json_content_types_are_accepted(
+    client: httpx.AsyncClient, content_type: str
+) -> None:
+    content = json.dumps({"model": FLUX2, "prompt": "p"}).encode()
+    assert (await post_raw(client, content, content_type)).status_code == 200
+
+
+async def test_body_over_the_cap_gets_413(make_app: Callable[..., Starlette]) -> None:
+    app = make_app(max_body_bytes=1000)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        content = json.dumps({"model": FLUX2, "prompt": "x" * 2000}).encode()
+        declared = await post_raw(c, content)
+        assert f"{len(content)} bytes is over the limit of 1000" in str(
+            assert_envelope(declared, 413, GENERATIONS)["message"]
+        )
+
+        async def chunks():  # type: ignore[no-untyped-def]
+            for _ in range(5):
+                yield b"x" * 300
+
+        streamed = await c.post(
+            GENERATIONS, content=chunks(), headers={**AUTH, "Content-Type": "application/json"}
+        )
+        assert "over the limit of 1000" in str(assert_envelope(streamed, 413, GENERATIONS)["message"])
+
+
+async def test_default_cap_is_one_mebibyte(client: httpx.AsyncClient) -> None:
+    content = b'{"model": "x", "pad": "' + b"x" * (1024 * 1024) + b'"}'
+    assert (await post_raw(client, content)).status_code == 413
+
+
+async def test_unknown_path_gets_404(client: httpx.AsyncClient) -> None:
+    response = await client.post("/v1/images/nope", json={}, headers=AUTH)
+    body = assert_envelope(response, 404, "/v1/images/nope")
+    assert body["message"] == "Cannot POST /v1/images/nope"
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
+async def test_wrong_method_gets_405_with_allow(client: httpx.AsyncClient, method: str) -> None:
+    response = await client.request(method, GENERATIONS, headers=AUTH)
+    body = assert_envelope(response, 405, GENERATIONS)
+    assert response.headers["allow"] == "POST"
+    assert method in str(body["message"])
+
+
+async def test_unexpected_failure_is_a_500_envelope(
+    make_app: Callable[..., Starlette], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = make_app()
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(app.state.service, "generate", broken)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        response = await generate(c)
+    body = assert_envelope(response, 500, GENERATIONS)
+    assert body["message"] == "Internal server error"
+    assert "boom" not in response.text
+
+
+# --- every response matches the spec ------------------------------------------------------------
+
+
+async def response_for(client: httpx.AsyncClient, model: str, status: int) -> httpx.Response:
+    body = {"model": model, "prompt": "p"}
+    if status == 200:
+        return await client.post(GENERATIONS, json=body, headers=AUTH)
+    if status == 400:
+        return await client.post(GENERATIONS, json={**body, "seed": -1}, headers=AUTH)
+    if status == 401:
+        return await client.post(GENERATIONS, json=body)
+    if status == 413:
+        return await client.post(
+            GENERATIONS, json={**body, "pad": "x" * 2_000_000}, headers=AUTH
+        )
+    if status == 415:
+        return await client.post(GENERATIONS, content=b"{}", headers=AUTH)
+    raise AssertionError(status)
+
+
+@pytest.mark.parametrize("model", [FLUX2, FLUX2_MAX])
+@pytest.mark.parametrize("status", [200, 400, 401, 413, 415])
+async def test_every_response_matches_its_documented_schema(
+    client: httpx.AsyncClient, bundled: SpecSet, model: str, status: int
+) -> None:
+    response = await response_for(client, model, status)
+    assert response.status_code == status
+    for path in ("/v1/images/generations", "/images/generations"):
+        operation = bundled.models_for("POST", path)[model]
+        schema = operation.response_schemas[status]
+        assert schema is not None
+        errors = list(Draft7Validator(schema).iter_errors(response.json()))
+        assert errors == [], errors
+
+
+async def test_404_and_405_match_the_documented_envelope(
+    client: httpx.AsyncClient, bundled: SpecSet
+) -> None:
+    schema = bundled.models_for("POST", GENERATIONS)[FLUX2].response_schemas[404]
+    assert schema is not None
+    for response in (
+        await client.post("/v1/nope", json={}),
+        await client.get(GENERATIONS),
+        await client.get("/files/nope.png"),
+    ):
+        Draft7Validator(schema).validate(response.json())
+
+
+async def test_success_schema_of_any_spec_is_honoured(make_app: Callable[..., Starlette]) -> None:
+    app = make_app(specs=(str(SPECS / "nullable-refs.json"), str(SPECS / "created-201.yaml")))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        for model, status in (("test/nullable", 200), ("test/created", 201)):
+            response = await c.post(GENERATIONS, json={"model": model, "prompt": "p"}, headers=AUTH)
+            assert response.status_code == status
+            operation = app.state.service.spec_set.models_for("POST", GENERATIONS)[model]
+            Draft7Validator(operation.success_schema).validate(response.json())
+            assert len(response.json()["data"]) == 1
