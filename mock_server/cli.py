@@ -1,4 +1,4 @@
-"""The ``aimlapi-mock`` command: options in, :class:`Settings` out, then the library does the work."""
+"""The ``aimlapi-mock`` command: options in, :class:`Settings` out, then the library works."""
 
 from __future__ import annotations
 
@@ -48,38 +48,59 @@ def build_parser() -> argparse.ArgumentParser:
         description="Start the fake. Every option can also be set with the AIMLAPI_MOCK_* "
         "environment variable named in its help; options win over the environment.",
     )
-    serve_parser.add_argument("--host", help="interface to listen on (AIMLAPI_MOCK_HOST; default 127.0.0.1)")
-    serve_parser.add_argument("--port", type=int, help="port, 0 for any free one (AIMLAPI_MOCK_PORT; default 8000)")
     serve_parser.add_argument(
-        "--spec", action="append", metavar="PATH",
+        "--host", help="interface to listen on (AIMLAPI_MOCK_HOST; default 127.0.0.1)"
+    )
+    serve_parser.add_argument(
+        "--port", type=int, help="port, 0 for any free one (AIMLAPI_MOCK_PORT; default 8000)"
+    )
+    serve_parser.add_argument(
+        "--spec",
+        action="append",
+        metavar="PATH",
         help="OpenAPI 3.0 file or directory; repeat for more (AIMLAPI_MOCK_SPECS, "
         f"separated by {os.pathsep!r}; default: the bundled flux-2 and flux-2-max specs)",
     )
-    serve_parser.add_argument("--workers", type=int, help="worker processes (AIMLAPI_MOCK_WORKERS; default 1)")
     serve_parser.add_argument(
-        "--auth", nargs="+", metavar="MODE_OR_KEY",
+        "--workers", type=int, help="worker processes (AIMLAPI_MOCK_WORKERS; default 1)"
+    )
+    serve_parser.add_argument(
+        "--auth",
+        nargs="+",
+        metavar="MODE_OR_KEY",
         help="'any' accepts any bearer token (default), 'off' needs none, otherwise the accepted "
         "API keys (AIMLAPI_MOCK_AUTH, comma-separated)",
     )
     serve_parser.add_argument(
-        "--public-url", metavar="URL",
+        "--public-url",
+        metavar="URL",
         help="base URL for image links (AIMLAPI_MOCK_PUBLIC_URL; default: the request's own host)",
     )
     serve_parser.add_argument(
-        "--max-body-bytes", type=int, metavar="N",
+        "--max-body-bytes",
+        type=int,
+        metavar="N",
         help="larger request bodies get 413 (AIMLAPI_MOCK_MAX_BODY_BYTES; default 1048576)",
     )
     serve_parser.add_argument(
-        "--image-cache-bytes", type=int, metavar="N",
-        help="memory for rendered images, 0 to disable (AIMLAPI_MOCK_IMAGE_CACHE_BYTES; default 64 MiB)",
+        "--image-cache-bytes",
+        type=int,
+        metavar="N",
+        help="memory for rendered images, 0 to disable "
+        "(AIMLAPI_MOCK_IMAGE_CACHE_BYTES; default 64 MiB)",
     )
     serve_parser.add_argument(
-        "--url-secret", metavar="TEXT",
+        "--url-secret",
+        metavar="TEXT",
         help="key that signs image URLs (AIMLAPI_MOCK_URL_SECRET); servers sharing it serve each "
         "other's URLs",
     )
-    serve_parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
-    serve_parser.add_argument("--no-access-log", action="store_true", help="do not log each request")
+    serve_parser.add_argument(
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
+    serve_parser.add_argument(
+        "--no-access-log", action="store_true", help="do not log each request"
+    )
     return parser
 
 
@@ -114,15 +135,23 @@ def serve(settings: Settings, *, log_level: str = "info", access_log: bool = Tru
     print(f"{PROG} {__version__} serving http://{shown_host}:{settings.port}", flush=True)
     for line in models_summary(spec_set):
         print(f"  {line}", flush=True)
-    options = {"host": settings.host, "port": settings.port, "log_level": log_level,
-               "access_log": access_log}
     if settings.workers == 1:
-        uvicorn.run(create_app(settings, spec_set=spec_set), **options)  # type: ignore[arg-type]
+        app = create_app(settings, spec_set=spec_set)
+        uvicorn.run(
+            app, host=settings.host, port=settings.port, log_level=log_level, access_log=access_log
+        )
     else:
         # Each worker process builds its own app from the same settings, via the environment.
         os.environ.update(settings.to_env())
-        uvicorn.run("mock_server.app:create_app_from_env", factory=True,
-                    workers=settings.workers, **options)  # type: ignore[arg-type]
+        uvicorn.run(
+            "mock_server.app:create_app_from_env",
+            factory=True,
+            workers=settings.workers,
+            host=settings.host,
+            port=settings.port,
+            log_level=log_level,
+            access_log=access_log,
+        )
     return 0
 
 

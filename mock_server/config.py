@@ -57,7 +57,7 @@ class Settings:
 
     def with_auth(self, words: list[str] | tuple[str, ...]) -> Settings:
         """Settings with the auth given as CLI words: ``any``, ``off`` or one or more keys."""
-        return replace(self, **parse_auth(words))
+        return replace(self, **parse_auth(words))  # type: ignore[arg-type]
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

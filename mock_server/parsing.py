@@ -14,8 +14,10 @@ MAX_NESTING = 32
 def check_content_type(content_type: str | None) -> None:
     """Only JSON bodies are accepted (``application/json`` or ``application/*+json``), in UTF-8."""
     if not content_type:
-        raise ApiError(415, "Unsupported Media Type: Content-Type header is missing, expected "
-                       "'application/json'")
+        raise ApiError(
+            415,
+            "Unsupported Media Type: Content-Type header is missing, expected 'application/json'",
+        )
     media_type, _, params = content_type.partition(";")
     media_type = media_type.strip().lower()
     if media_type != "application/json" and not (
@@ -40,7 +42,9 @@ def parse_json_body(raw: bytes) -> JSON:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise ApiError(400, f"Body is not valid UTF-8: {error.reason} at byte {error.start}") from None
+        raise ApiError(
+            400, f"Body is not valid UTF-8: {error.reason} at byte {error.start}"
+        ) from None
     text = text.removeprefix("\ufeff")
     if not text.strip():
         raise ApiError(400, "Body is empty, expected a JSON object")
@@ -74,13 +78,10 @@ def _depth_exceeds(value: JSON, limit: int) -> bool:
     stack: list[tuple[JSON, int]] = [(value, 1)]
     while stack:
         node, depth = stack.pop()
-        if isinstance(node, dict):
-            children = node.values()
-        elif isinstance(node, list):
-            children = node
-        else:
+        if not isinstance(node, dict | list):
             continue
         if depth > limit:
             return True
+        children = node.values() if isinstance(node, dict) else node
         stack.extend((child, depth + 1) for child in children)
     return False

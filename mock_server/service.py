@@ -8,6 +8,7 @@ import hmac
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
+
 from anyio import to_thread
 
 from .config import Settings
@@ -71,23 +72,38 @@ class ImageService:
         """The operation for the body's ``model``, or a 400 naming the models this path serves."""
         by_model = self.spec_set.models_for(method, path)
         if not isinstance(body, dict):
-            raise _invalid([Violation((), "invalid_type", f"Expected object, received {zod_type(body)}",
-                                      expected="object", received=summarise(body))])
+            raise _invalid(
+                [
+                    Violation(
+                        (),
+                        "invalid_type",
+                        f"Expected object, received {zod_type(body)}",
+                        expected="object",
+                        received=summarise(body),
+                    )
+                ]
+            )
         model = body.get("model")
         if isinstance(model, str) and model in by_model:
             return by_model[model]
         if "model" not in body:
             problem = Violation(("model",), "invalid_type", "Required", expected="string")
         elif not isinstance(model, str):
-            problem = Violation(("model",), "invalid_type",
-                                f"Expected string, received {zod_type(model)}",
-                                expected="string", received=summarise(model))
+            problem = Violation(
+                ("model",),
+                "invalid_type",
+                f"Expected string, received {zod_type(model)}",
+                expected="string",
+                received=summarise(model),
+            )
         else:
             choices = " | ".join(show(known) for known in sorted(by_model))
             problem = Violation(
-                ("model",), "invalid_enum_value",
+                ("model",),
+                "invalid_enum_value",
                 f"Invalid enum value. Expected {choices}, received {show(model)}",
-                expected=sorted(by_model), received=summarise(model),
+                expected=sorted(by_model),
+                received=summarise(model),
             )
         others: list[Violation] = []
         if len(by_model) == 1:
@@ -155,5 +171,3 @@ def models_summary(spec_set: SpecSet) -> list[str]:
     for (method, path), by_model in sorted(spec_set.operations.items()):
         lines.append(f"{method} {path}: {', '.join(sorted(by_model))}")
     return lines
-
-

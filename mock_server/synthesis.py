@@ -18,7 +18,12 @@ PRESET_SIZES: dict[str, tuple[int, int]] = {
     "landscape_16_9": (1024, 576),
 }
 FALLBACK_SIZE = (1024, 768)
-FORMAT_ALIASES: dict[str, ImageFormat] = {"png": "png", "jpeg": "jpeg", "jpg": "jpeg", "webp": "webp"}
+FORMAT_ALIASES: dict[str, ImageFormat] = {
+    "png": "png",
+    "jpeg": "jpeg",
+    "jpg": "jpeg",
+    "webp": "webp",
+}
 MEGAPIXEL = 1024 * 1024
 MAX_IMAGES = 64  # a spec may allow more; image URLs carry an index below this
 DEFAULT_CREDITS_PER_MEGAPIXEL = 25_200
@@ -43,7 +48,7 @@ def image_request(
         width=width,
         height=height,
         format=_format(body.get("output_format"), properties.get("output_format")),
-        seed=int(seed) if _is_number(seed) else pick_seed(),
+        seed=int(seed) if isinstance(seed, int | float) and _is_number(seed) else pick_seed(),
         count=_count(body.get("num_images"), properties.get("num_images")),
     )
 
@@ -149,9 +154,9 @@ def _merge(branches: list[Mapping[str, Any]]) -> dict[str, Any]:
 def _branch_for(branches: list[Mapping[str, Any]], known: JSON) -> Mapping[str, Any] | None:
     wanted = {dict: "object", list: "array", str: "string", bool: "boolean"}.get(type(known))
     for branch in branches:
-        if wanted is None or _primary_type(branch) in (wanted, None):
-            if not (known is None and _primary_type(branch) == "null"):
-                return branch
+        kind = _primary_type(branch)
+        if (wanted is None or kind in (wanted, None)) and not (known is None and kind == "null"):
+            return branch
     return branches[0] if branches else None
 
 

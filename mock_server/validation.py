@@ -83,8 +83,9 @@ def summarise(value: JSON) -> JSON:
 def _violations_of(error: ValidationError) -> Iterable[Violation]:
     keyword = str(error.validator)
     path = tuple(error.absolute_path)
-    expected = error.validator_value
-    instance = error.instance
+    expected: Any = error.validator_value
+    instance: Any = error.instance
+    schema: Any = error.schema
 
     def violation(code: str, message: str, at: tuple[str | int, ...] = path) -> Violation:
         if "received" not in message and keyword not in ("required",):
@@ -92,7 +93,7 @@ def _violations_of(error: ValidationError) -> Iterable[Violation]:
         return Violation(at, code, message, expected=expected, received=summarise(instance))
 
     if keyword == "required":
-        properties = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
+        properties = schema.get("properties", {}) if isinstance(schema, dict) else {}
         for name in expected:
             if isinstance(instance, dict) and name not in instance:
                 wanted = properties.get(name, {}).get("type") if properties else None
@@ -120,7 +121,7 @@ def _violations_of(error: ValidationError) -> Iterable[Violation]:
     elif keyword == "format":
         yield violation("invalid_string", f"Invalid {expected}")
     elif keyword == "additionalProperties":
-        extra = sorted(set(instance) - set(error.schema.get("properties", {})))
+        extra = sorted(set(instance) - set(schema.get("properties", {})))
         keys = ", ".join(show(key) for key in extra)
         yield violation("unrecognized_keys", f"Unrecognized key(s) in object: {keys}")
     elif keyword in ("anyOf", "oneOf"):
@@ -165,7 +166,8 @@ def _union_violations(error: ValidationError, violation: Any) -> Iterable[Violat
             yield from _violations_of(sub)
         return
     kinds = []
-    for branch in error.validator_value:
+    branches_declared: Any = error.validator_value
+    for branch in branches_declared:
         kind = branch.get("type") if isinstance(branch, dict) else None
         if isinstance(kind, list):
             kinds.extend(kind)

@@ -24,7 +24,9 @@ MESSAGE_401 = (
 )
 
 
-async def generate(client: httpx.AsyncClient, path: str = GENERATIONS, **body: object) -> httpx.Response:
+async def generate(
+    client: httpx.AsyncClient, path: str = GENERATIONS, **body: object
+) -> httpx.Response:
     return await client.post(path, json={"model": FLUX2, "prompt": PROMPT, **body}, headers=AUTH)
 
 
@@ -280,8 +282,12 @@ async def test_bearer_scheme_is_case_insensitive(client: httpx.AsyncClient) -> N
 
 @pytest.mark.parametrize(
     ("token", "status"),
-    [pytest.param("key-1", 200, id="first"), pytest.param("key-2", 200, id="second"),
-     pytest.param("key-3", 401, id="unknown"), pytest.param("KEY-1", 401, id="case")],
+    [
+        pytest.param("key-1", 200, id="first"),
+        pytest.param("key-2", 200, id="second"),
+        pytest.param("key-3", 401, id="unknown"),
+        pytest.param("KEY-1", 401, id="case"),
+    ],
 )
 async def test_fixed_list_of_keys(
     make_app: Callable[..., Starlette], token: str, status: int
@@ -323,50 +329,89 @@ async def test_unknown_model_names_the_models_of_the_path(client: httpx.AsyncCli
     ("body", "line"),
     [
         pytest.param({"prompt": "p"}, "model: Required", id="missing-model"),
-        pytest.param({"model": 7, "prompt": "p"}, "model: Expected string, received integer",
-                     id="model-not-string"),
+        pytest.param(
+            {"model": 7, "prompt": "p"},
+            "model: Expected string, received integer",
+            id="model-not-string",
+        ),
         pytest.param({"model": FLUX2}, "prompt: Required", id="missing-prompt"),
-        pytest.param({"model": FLUX2, "prompt": 5}, "prompt: Expected string, received integer",
-                     id="prompt-not-string"),
-        pytest.param({"model": FLUX2, "prompt": "x" * 4001},
-                     "prompt: String must contain at most 4000 character(s), received 'xxx",
-                     id="prompt-too-long"),
-        pytest.param({"model": FLUX2, "prompt": "p", "image_size": {"width": 1000, "height": 512}},
-                     "image_size.width: Number must be a multiple of 32, received 1000",
-                     id="width-not-multiple-of-32"),
-        pytest.param({"model": FLUX2, "prompt": "p", "image_size": {"width": 4096, "height": 512}},
-                     "image_size.width: Number must be less than or equal to 2048, received 4096",
-                     id="width-too-big"),
-        pytest.param({"model": FLUX2, "prompt": "p", "image_size": {"width": 256, "height": 512}},
-                     "image_size.width: Number must be greater than or equal to 512, received 256",
-                     id="width-too-small"),
-        pytest.param({"model": FLUX2, "prompt": "p", "image_size": {"width": 512.5, "height": 512}},
-                     "image_size.width: Expected integer, received float", id="width-float"),
-        pytest.param({"model": FLUX2, "prompt": "p", "image_size": "huge"},
-                     "image_size: Invalid enum value. Expected 'square_hd' | 'square' | "
-                     "'portrait_4_3' | 'portrait_16_9' | 'landscape_4_3' | 'landscape_16_9', "
-                     "received 'huge'", id="unknown-preset"),
-        pytest.param({"model": FLUX2, "prompt": "p", "image_size": 5},
-                     "image_size: Invalid input: expected object | string, received 5",
-                     id="image-size-wrong-type"),
-        pytest.param({"model": FLUX2, "prompt": "p", "output_format": "gif"},
-                     "output_format: Invalid enum value. Expected 'jpeg' | 'png' | 'webp', "
-                     "received 'gif'", id="unknown-format"),
-        pytest.param({"model": FLUX2_MAX, "prompt": "p", "output_format": "webp"},
-                     "output_format: Invalid enum value. Expected 'jpeg' | 'png', received 'webp'",
-                     id="max-has-no-webp"),
-        pytest.param({"model": FLUX2, "prompt": "p", "num_images": 5},
-                     "num_images: Number must be less than or equal to 4, received 5",
-                     id="too-many-images"),
-        pytest.param({"model": FLUX2, "prompt": "p", "num_images": 0.5},
-                     "num_images: Number must be greater than or equal to 1, received 0.5",
-                     id="fraction-below-one"),
-        pytest.param({"model": FLUX2, "prompt": "p", "seed": 0},
-                     "seed: Number must be greater than or equal to 1, received 0", id="seed-zero"),
-        pytest.param({"model": FLUX2_MAX, "prompt": "p", "safety_tolerance": 3},
-                     "safety_tolerance: Expected string, received integer", id="tolerance-int"),
-        pytest.param({"model": FLUX2, "prompt": "p", "enable_safety_checker": "yes"},
-                     "enable_safety_checker: Expected boolean, received string", id="bool-string"),
+        pytest.param(
+            {"model": FLUX2, "prompt": 5},
+            "prompt: Expected string, received integer",
+            id="prompt-not-string",
+        ),
+        pytest.param(
+            {"model": FLUX2, "prompt": "x" * 4001},
+            "prompt: String must contain at most 4000 character(s), received 'xxx",
+            id="prompt-too-long",
+        ),
+        pytest.param(
+            {"model": FLUX2, "prompt": "p", "image_size": {"width": 1000, "height": 512}},
+            "image_size.width: Number must be a multiple of 32, received 1000",
+            id="width-not-multiple-of-32",
+        ),
+        pytest.param(
+            {"model": FLUX2, "prompt": "p", "image_size": {"width": 4096, "height": 512}},
+            "image_size.width: Number must be less than or equal to 2048, received 4096",
+            id="width-too-big",
+        ),
+        pytest.param(
+            {"model": FLUX2, "prompt": "p", "image_size": {"width": 256, "height": 512}},
+            "image_size.width: Number must be greater than or equal to 512, received 256",
+            id="width-too-small",
+        ),
+        pytest.param(
+            {"model": FLUX2, "prompt": "p", "image_size": {"width": 512.5, "height": 512}},
+            "image_size.width: Expected integer, received float",
+            id="width-float",
+        ),
+        pytest.param(
+            {"model": FLUX2, "prompt": "p", "image_size": "huge"},
+            "image_size: Invalid enum value. Expected 'square_hd' | 'square' | "
+            "'portrait_4_3' | 'portrait_16_9' | 'landscape_4_3' | 'landscape_16_9', "
+            "received 'huge'",
+            id="unknown-preset",
+        ),
+        pytest.param(
+            {"model": FLUX2, "prompt": "p", "image_size": 5},
+            "image_size: Invalid input: expected object | string, received 5",
+            id="image-size-wrong-type",
+        ),
+        pytest.param(
+            {"model": FLUX2, "prompt": "p", "output_format": "gif"},
+            "output_format: Invalid enum value. Expected 'jpeg' | 'png' | 'webp', received 'gif'",
+            id="unknown-format",
+        ),
+        pytest.param(
+            {"model": FLUX2_MAX, "prompt": "p", "output_format": "webp"},
+            "output_format: Invalid enum value. Expected 'jpeg' | 'png', received 'webp'",
+            id="max-has-no-webp",
+        ),
+        pytest.param(
+            {"model": FLUX2, "prompt": "p", "num_images": 5},
+            "num_images: Number must be less than or equal to 4, received 5",
+            id="too-many-images",
+        ),
+        pytest.param(
+            {"model": FLUX2, "prompt": "p", "num_images": 0.5},
+            "num_images: Number must be greater than or equal to 1, received 0.5",
+            id="fraction-below-one",
+        ),
+        pytest.param(
+            {"model": FLUX2, "prompt": "p", "seed": 0},
+            "seed: Number must be greater than or equal to 1, received 0",
+            id="seed-zero",
+        ),
+        pytest.param(
+            {"model": FLUX2_MAX, "prompt": "p", "safety_tolerance": 3},
+            "safety_tolerance: Expected string, received integer",
+            id="tolerance-int",
+        ),
+        pytest.param(
+            {"model": FLUX2, "prompt": "p", "enable_safety_checker": "yes"},
+            "enable_safety_checker: Expected boolean, received string",
+            id="bool-string",
+        ),
     ],
 )
 async def test_each_violation_names_field_expectation_and_value(
@@ -390,7 +435,11 @@ async def test_every_violation_is_reported_not_just_the_first(client: httpx.Asyn
     body = assert_envelope(response, 400, GENERATIONS)
     fields = sorted(v["field"] for v in body["violations"])
     assert fields == [
-        "acceleration", "image_size.height", "image_size.width", "num_images", "output_format"
+        "acceleration",
+        "image_size.height",
+        "image_size.width",
+        "num_images",
+        "output_format",
     ]
     assert len(str(body["message"]).splitlines()) == 1 + len(fields)
 
@@ -424,11 +473,16 @@ async def post_raw(
         pytest.param(b"{'model': 1}", "Body is not valid JSON", id="single-quotes"),
         pytest.param(b"", "Body is empty", id="empty"),
         pytest.param(b"   ", "Body is empty", id="blank"),
-        pytest.param(b'{"prompt": "\xff"}', "Body is not valid UTF-8: invalid start byte", id="invalid-utf8"),
+        pytest.param(
+            b'{"prompt": "\xff"}', "Body is not valid UTF-8: invalid start byte", id="invalid-utf8"
+        ),
         pytest.param(b'{"prompt": "\xc3\x28"}', "Body is not valid UTF-8", id="bad-continuation"),
-        pytest.param(b'{"prompt": "\xed\xa0\x80"}', "Body is not valid UTF-8", id="encoded-surrogate"),
-        pytest.param(b'{"model": NaN}', "Body is not valid JSON: NaN is not a JSON number",
-                     id="nan"),
+        pytest.param(
+            b'{"prompt": "\xed\xa0\x80"}', "Body is not valid UTF-8", id="encoded-surrogate"
+        ),
+        pytest.param(
+            b'{"model": NaN}', "Body is not valid JSON: NaN is not a JSON number", id="nan"
+        ),
         pytest.param(b'{"seed": Infinity}', "Infinity is not a JSON number", id="infinity"),
         pytest.param(b'{"seed": -Infinity}', "-Infinity is not a JSON number", id="-infinity"),
         pytest.param(b'{"seed": 1e999}', "number 1e999 is out of range", id="float-overflow"),
@@ -482,8 +536,12 @@ async def test_non_json_content_types_get_415(
 
 @pytest.mark.parametrize(
     "content_type",
-    ["application/json", "Application/JSON", "application/json; charset=UTF-8",
-     "application/vnd.api+json"],
+    [
+        "application/json",
+        "Application/JSON",
+        "application/json; charset=UTF-8",
+        "application/vnd.api+json",
+    ],
 )
 async def test_json_content_types_are_accepted(
     client: httpx.AsyncClient, content_type: str
@@ -508,7 +566,9 @@ async def test_body_over_the_cap_gets_413(make_app: Callable[..., Starlette]) ->
         streamed = await c.post(
             GENERATIONS, content=chunks(), headers={**AUTH, "Content-Type": "application/json"}
         )
-        assert "over the limit of 1000" in str(assert_envelope(streamed, 413, GENERATIONS)["message"])
+        assert "over the limit of 1000" in str(
+            assert_envelope(streamed, 413, GENERATIONS)["message"]
+        )
 
 
 async def test_default_cap_is_one_mebibyte(client: httpx.AsyncClient) -> None:
@@ -559,9 +619,7 @@ async def response_for(client: httpx.AsyncClient, model: str, status: int) -> ht
     if status == 401:
         return await client.post(GENERATIONS, json=body)
     if status == 413:
-        return await client.post(
-            GENERATIONS, json={**body, "pad": "x" * 2_000_000}, headers=AUTH
-        )
+        return await client.post(GENERATIONS, json={**body, "pad": "x" * 2_000_000}, headers=AUTH)
     if status == 415:
         return await client.post(GENERATIONS, content=b"{}", headers=AUTH)
     raise AssertionError(status)

@@ -28,7 +28,11 @@ def test_bundled_specs_document_errors_with_the_envelope() -> None:
             schema = operation.response_schemas[status]
             assert schema is not None
             assert set(schema["required"]) == {
-                "message", "path", "requestId", "statusCode", "timestamp"
+                "message",
+                "path",
+                "requestId",
+                "statusCode",
+                "timestamp",
             }
 
 
@@ -131,7 +135,9 @@ def test_directory_order_is_sorted_so_the_rule_is_deterministic(tmp_path: Path) 
         pytest.param("not-json.json", "not valid JSON", id="not-json"),
         pytest.param("swagger2.yaml", "Swagger 2.0 is not supported", id="swagger2"),
         pytest.param("openapi31.yaml", "'3.1.0' is not supported", id="openapi31"),
-        pytest.param("no-request-schema.yaml", "no operation with a JSON request body", id="no-body"),
+        pytest.param(
+            "no-request-schema.yaml", "no operation with a JSON request body", id="no-body"
+        ),
         pytest.param("not-a-mapping.yaml", "got list", id="not-a-mapping"),
     ],
 )
@@ -150,7 +156,7 @@ def test_broken_file_in_a_directory_is_skipped_with_a_warning() -> None:
 
 
 def test_directory_with_nothing_loadable_is_an_error() -> None:
-    with pytest.raises(SpecError, match="no loadable OpenAPI 3.0 file"):
+    with pytest.raises(SpecError, match=r"no loadable OpenAPI 3\.0 file"):
         load_specs([SPECS / "broken"])
 
 
@@ -177,7 +183,8 @@ def test_missing_path_is_an_error() -> None:
         pytest.param(
             '{"openapi": "3.0.0", "paths": {"/x": {"post": {"requestBody": {"content": '
             '{"application/json": {"schema": {"$ref": "#/components/schemas/A"}}}}}}},'
-            ' "components": {"schemas": {"A": {"properties": {"a": {"$ref": "#/components/schemas/A"}}}}}}',
+            ' "components": {"schemas": {"A": {"properties": '
+            '{"a": {"$ref": "#/components/schemas/A"}}}}}}',
             "recursive $ref",
             id="recursive-ref",
         ),
