@@ -15,6 +15,7 @@ import threading
 import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
 
@@ -33,12 +34,20 @@ _PANEL = 3
 _TEXT_LEVELS = 12
 _TEXT_COLOUR = (250, 250, 250)
 
-_PROMPT_SCAN_CHARS = 1000  # more than the largest label shows; keeps wrapping cheap
+_MISSING = "\ue000"  # a private-use character: the font draws its "missing glyph" box
+_PROMPT_SCAN_CHARS = 1000  # more than any label shows; keeps wrapping a long prompt cheap
 _MAX_PROMPT_LINES = 14
 _JPEG_QUALITY = 80
-_WEBP_QUALITY = 80
 # Characters the bundled font lacks and that have no compatibility decomposition.
-_FALLBACK_CHARS = {"×": "x", "–": "-", "—": "-", "−": "-", "•": "·", "′": "'", "″": '"'}
+_FALLBACK_CHARS = {
+    "\N{MULTIPLICATION SIGN}": "x",
+    "\N{EN DASH}": "-",
+    "\N{EM DASH}": "-",
+    "\N{MINUS SIGN}": "-",
+    "\N{BULLET}": "\N{MIDDLE DOT}",
+    "\N{PRIME}": "'",
+    "\N{DOUBLE PRIME}": '"',
+}
 
 
 def render_placeholder(spec: ImageSpec) -> bytes:
@@ -63,7 +72,8 @@ def render_placeholder(spec: ImageSpec) -> bytes:
     elif spec.format == "jpeg":
         canvas.convert("RGB").save(buffer, "JPEG", quality=_JPEG_QUALITY)
     else:
-        canvas.convert("RGB").save(buffer, "WEBP", quality=_WEBP_QUALITY, method=0)
+        # Lossless at the lowest effort: for flat pictures it is smaller and twice as fast as lossy.
+        canvas.convert("RGB").save(buffer, "WEBP", lossless=True, quality=0, method=0)
     return buffer.getvalue()
 
 
@@ -75,12 +85,14 @@ def _palette(digest: bytes) -> list[int]:
         colorsys.hsv_to_rgb((hue - 0.06) % 1, 0.50, 0.62),
     ]
     panel = colorsys.hsv_to_rgb(hue, 0.55, 0.18)
+    text = tuple(channel / 255 for channel in _TEXT_COLOUR)
     for level in range(_TEXT_LEVELS):
         mix = level / (_TEXT_LEVELS - 1)
-        colours.append(
-            tuple(p + (t / 255 - p) * mix for p, t in zip(panel, _TEXT_COLOUR, strict=True))
-        )
-    return [round(channel * 255) for colour in colours for channel in colour]
+        r, g, b = (p + (t - p) * mix for p, t in zip(panel, text, strict=True))
+        colours.append((r, g, b))
+    values = [round(channel * 255) for colour in colours for channel in colour]
+    # A full palette makes Pillow write 8-bit PNGs, which encode faster than packed 4-bit ones.
+    return values + [0] * (3 * 256 - len(values))
 
 
 def _draw_shapes(canvas: Image.Image, digest: bytes) -> None:
@@ -101,13 +113,48 @@ def _font(size: int) -> ImageFont.FreeTypeFont:
     return font
 
 
+class _Glyph(NamedTuple):
+    mask: Image.Image | None  # None for blank glyphs such as the space
+    left: int
+    top: int
+    advance: float
+
+
+@functools.lru_cache(maxsize=8192)
+def _glyph(char: str, size: int) -> _Glyph:
+    # FreeType rasterises every glyph of every string anew, which made drawing the label cost
+    # more than encoding a 2048x2048 PNG; glyphs drawn once and pasted are several times faster.
+    # The font has no kerning for Pillow's basic layout, so advances add up exactly.
+    font = _font(size)
+    left, top, right, bottom = (int(edge) for edge in font.getbbox(char))
+    mask = None
+    if right > left and bottom > top:
+        mask = Image.new("L", (right - left, bottom - top), 0)
+        ImageDraw.Draw(mask).text((-left, -top), char, font=font, fill=255)
+    return _Glyph(mask, left, top, font.getlength(char))
+
+
+def _text_width(text: str, size: int) -> float:
+    return sum(_glyph(char, size).advance for char in text)
+
+
+def _draw_text(canvas: Image.Image, xy: tuple[int, int], text: str, size: int, ink: int) -> None:
+    x, y = xy
+    pen = 0.0
+    for char in text:
+        glyph = _glyph(char, size)
+        if glyph.mask is not None:
+            canvas.paste(ink, (x + round(pen) + glyph.left, y + glyph.top), glyph.mask)
+        pen += glyph.advance
+
+
 @functools.lru_cache(maxsize=4096)
 def _has_glyph(char: str) -> bool:
-    font = _font(16)
-    # A private-use character, which the font draws as its "missing glyph" box.
-    missing = font.getmask("\ue000")
-    mask = font.getmask(char)
-    return mask.size != missing.size or bytes(mask) != bytes(missing)
+    glyph = _glyph(char, 16).mask
+    missing = _glyph(_MISSING, 16).mask
+    if glyph is None or missing is None:
+        return True  # a blank glyph such as the space, or a font that draws nothing for missing
+    return glyph.size != missing.size or glyph.tobytes() != missing.tobytes()
 
 
 def _displayable(text: str) -> str:
@@ -115,7 +162,7 @@ def _displayable(text: str) -> str:
     out: list[str] = []
     for char in " ".join(text.split()):
         category = unicodedata.category(char)
-        if category in ("Cc", "Cf"):
+        if category in ("Cc", "Cf") or unicodedata.combining(char):
             continue
         if category == "Cs":
             out.append("?")
@@ -126,8 +173,9 @@ def _displayable(text: str) -> str:
         else:
             decomposed = unicodedata.normalize("NFKD", char)
             kept = "".join(c for c in decomposed if not unicodedata.combining(c))
-            # Without a replacement the font's "missing glyph" box still shows there is text.
-            out.append(kept if kept and all(map(_has_glyph, kept)) else char)
+            # Else the font's "missing glyph" box shows there was text; drawing every such
+            # character as one stand-in keeps the glyph cache small.
+            out.append(kept if kept and all(map(_has_glyph, kept)) else _MISSING)
     return "".join(out)
 
 
@@ -144,6 +192,11 @@ class _Line:
         return self.gap_before + round(self.size * 1.3)
 
 
+def _ink(shade: int) -> int:
+    """The palette index of ``shade`` (0..255) on the way from panel colour to text colour."""
+    return _PANEL + round(shade * (_TEXT_LEVELS - 1) / 255)
+
+
 def _draw_label(canvas: Image.Image, spec: ImageSpec) -> None:
     width, height = canvas.size
     body = round(min(math.sqrt(width * height) / 26, width / 22, height / 11, 96))
@@ -155,36 +208,41 @@ def _draw_label(canvas: Image.Image, spec: ImageSpec) -> None:
     max_height = height - 2 * (margin + pad)
     lines = _label_lines(spec, body, max_width, max_height)
 
-    box_width = min(max_width, math.ceil(max(_font(ln.size).getlength(ln.text) for ln in lines)))
+    box_width = min(max_width, math.ceil(max(_text_width(ln.text, ln.size) for ln in lines)))
     box_height = min(max_height, sum(line.height for line in lines))
-    text_canvas = Image.new("L", (box_width, box_height), 0)
-    draw = ImageDraw.Draw(text_canvas)
-    y = 0
+    left, top = (width - box_width) // 2, (height - box_height) // 2
+    draw = ImageDraw.Draw(canvas)
+    panel = (left - pad, top - pad, left + box_width + pad - 1, top + box_height + pad - 1)
+    draw.rounded_rectangle(panel, radius=pad // 2, fill=_PANEL)
+    # Drawn over the flat panel, antialiased text blends from the panel's index towards its ink,
+    # landing on the palette's shades between the two colours.
+    y = top
     for line in lines:
+        if y + line.height > top + box_height:
+            break
         if line.rule_before:
             thickness = max(1, body // 14)
-            top = y + (line.gap_before - thickness) // 2
-            draw.rectangle((0, top, box_width, top + thickness - 1), fill=80)
-        draw.text((0, y + line.gap_before), line.text, font=_font(line.size), fill=line.shade)
+            rule_top = y + (line.gap_before - thickness) // 2
+            draw.rectangle(
+                (left, rule_top, left + box_width - 1, rule_top + thickness - 1), fill=_ink(80)
+            )
+        _draw_text(canvas, (left, y + line.gap_before), line.text, line.size, _ink(line.shade))
         y += line.height
-
-    left, top = (width - box_width) // 2, (height - box_height) // 2
-    panel = (left - pad, top - pad, left + box_width + pad - 1, top + box_height + pad - 1)
-    ImageDraw.Draw(canvas).rounded_rectangle(panel, radius=pad // 2, fill=_PANEL)
-    # Coverage 0..255 becomes one of the palette's shades from panel to text colour.
-    shades = [_PANEL + round(v * (_TEXT_LEVELS - 1) / 255) for v in range(256)]
-    canvas.paste(text_canvas.point(shades), (left, top))
 
 
 def _label_lines(spec: ImageSpec, body: int, max_width: int, max_height: int) -> list[_Line]:
     title = round(body * 1.4)
     lines: list[_Line] = []
     model_parts = re.split(r"(?<=/)", _displayable(spec.model))
-    for text in _wrap(model_parts, "", _font(title), max_width, 2):
+    for text in _wrap(model_parts, "", title, max_width, 2):
         lines.append(_Line(text, title, 255))
-    facts = [f"{spec.width}×{spec.height}", spec.format.upper(), f"seed {spec.seed}"]
+    facts = [
+        f"{spec.width}\N{MULTIPLICATION SIGN}{spec.height}",
+        spec.format.upper(),
+        f"seed {spec.seed}",
+    ]
     facts = [_displayable(fact) for fact in [*facts, f"image #{spec.index}"]]
-    for i, text in enumerate(_wrap(facts, " · ", _font(body), max_width, 3)):
+    for i, text in enumerate(_wrap(facts, " · ", body, max_width, 3)):
         lines.append(_Line(text, body, 200, round(body * 0.3) if i == 0 else 0))
 
     gap = round(body * 1.0)
@@ -195,7 +253,7 @@ def _label_lines(spec: ImageSpec, body: int, max_width: int, max_height: int) ->
     prompt = _displayable(spec.prompt[:_PROMPT_SCAN_CHARS])
     if prompt:
         words = f"“{prompt}”".split(" ")
-        prompt_lines, shade = _wrap(words, " ", _font(body), max_width, max_lines), 255
+        prompt_lines, shade = _wrap(words, " ", body, max_width, max_lines), 255
     else:
         prompt_lines, shade = ["(empty prompt)"], 150
     for i, text in enumerate(prompt_lines):
@@ -203,17 +261,14 @@ def _label_lines(spec: ImageSpec, body: int, max_width: int, max_height: int) ->
     return lines
 
 
-def _wrap(
-    words: list[str], separator: str, font: ImageFont.FreeTypeFont, width: int, max_lines: int
-) -> list[str]:
+def _wrap(words: list[str], separator: str, size: int, width: int, max_lines: int) -> list[str]:
     """Greedy word wrap into at most ``max_lines`` lines, ending in "…" when text was cut."""
-    # Each word is measured once; kerning across the separator is small enough to ignore.
-    separator_width = font.getlength(separator)
+    separator_width = _text_width(separator, size)
     lines: list[str] = []
     current: list[str] = []
     current_width = 0.0
     for word in words:
-        word_width = font.getlength(word)
+        word_width = _text_width(word, size)
         if current and current_width + separator_width + word_width <= width:
             current.append(word)
             current_width += separator_width + word_width
@@ -221,33 +276,33 @@ def _wrap(
         if current:
             lines.append(separator.join(current))
         while word_width > width and len(lines) < max_lines:
-            cut = _fitting_prefix(word, font, width)
+            cut = _fitting_prefix(word, size, width)
             lines.append(word[:cut])
             word = word[cut:]
-            word_width = font.getlength(word)
+            word_width = _text_width(word, size)
         if len(lines) >= max_lines:
-            return _with_ellipsis(lines[:max_lines], font, width)
+            return _with_ellipsis(lines[:max_lines], size, width)
         current, current_width = [word], word_width
     if current:
         lines.append(separator.join(current))
     return lines
 
 
-def _fitting_prefix(word: str, font: ImageFont.FreeTypeFont, width: int) -> int:
+def _fitting_prefix(word: str, size: int, width: int) -> int:
     """The length of the longest prefix of ``word`` that fits in ``width`` (at least 1)."""
     low, high = 1, len(word)
     while low < high:
         middle = (low + high + 1) // 2
-        if font.getlength(word[:middle]) <= width:
+        if _text_width(word[:middle], size) <= width:
             low = middle
         else:
             high = middle - 1
     return low
 
 
-def _with_ellipsis(lines: list[str], font: ImageFont.FreeTypeFont, width: int) -> list[str]:
+def _with_ellipsis(lines: list[str], size: int, width: int) -> list[str]:
     last = lines[-1]
-    while last and font.getlength(last + "…") > width:
+    while last and _text_width(last + "…", size) > width:
         last = last[:-1]
     return [*lines[:-1], last.rstrip() + "…"]
 
@@ -267,7 +322,7 @@ def _png_info(spec: ImageSpec) -> PngImagePlugin.PngInfo:
         try:
             info.add_text(key, value.encode("latin-1"))
         except UnicodeEncodeError:
-            # Lone surrogates (valid in JSON strings) cannot be UTF-8; keep the rest readable.
+            # iTXt holds UTF-8; a lone surrogate (legal in a JSON string) becomes "?".
             info.add_itxt(key, value.encode("utf-8", "replace"))
     return info
 
@@ -318,7 +373,7 @@ class ImageCache:
             old = self._items.pop(key, None)
             if old is not None:
                 self._size_bytes -= len(old)
-            if len(data) > self._max_bytes:
+            if self._max_bytes == 0 or len(data) > self._max_bytes:
                 return
             while self._size_bytes + len(data) > self._max_bytes:
                 _, evicted = self._items.popitem(last=False)

@@ -9,6 +9,7 @@ from .errors import ApiError
 from .types import JSON
 
 MAX_NESTING = 32
+MAX_INTEGER_DIGITS = 308
 
 
 def check_content_type(content_type: str | None) -> None:
@@ -49,7 +50,9 @@ def parse_json_body(raw: bytes) -> JSON:
     if not text.strip():
         raise ApiError(400, "Body is empty, expected a JSON object")
     try:
-        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+        value = json.loads(
+            text, parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_finite_int
+        )
     except RecursionError:
         raise ApiError(400, f"Body is nested too deeply (more than {MAX_NESTING} levels)") from None
     except json.JSONDecodeError as error:
@@ -72,6 +75,13 @@ def _finite_float(literal: str) -> float:
     if not math.isfinite(number):
         raise ValueError(f"number {literal[:40]!s} is out of range")
     return number
+
+
+def _finite_int(literal: str) -> int:
+    # Beyond this a JavaScript server (the real API) reads Infinity and rejects the number.
+    if len(literal.lstrip("-")) > MAX_INTEGER_DIGITS:
+        raise ValueError(f"number {literal[:40]}… ({len(literal)} digits) is out of range")
+    return int(literal)
 
 
 def _depth_exceeds(value: JSON, limit: int) -> bool:

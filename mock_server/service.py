@@ -121,10 +121,12 @@ class ImageService:
         assert isinstance(body, Mapping)
         request = image_request(operation, body, self._pick_seed)
         base = (self.settings.public_base_url or base_url).rstrip("/")
-        urls = [
-            f"{base}{IMAGE_ROUTE}/{encode_image_token(spec, self._secret)}.{spec.format}"
-            for spec in request.images()
-        ]
+        try:
+            tokens = [encode_image_token(spec, self._secret) for spec in request.images()]
+        except ValueError as error:
+            # Only reachable with a spec that allows sizes or seeds the fake cannot draw.
+            raise _invalid([Violation((), "custom", f"The fake cannot render this image: {error}")])
+        urls = [f"{base}{IMAGE_ROUTE}/{token}.{request.format}" for token in tokens]
         body_out = success_body(operation.success_schema, urls, credits_used(operation, request))
         return Generation(operation, request, body_out, urls)
 

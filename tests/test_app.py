@@ -1,9 +1,11 @@
 import io
 import json
+from pathlib import Path
 from collections.abc import Callable
 
 import httpx
 import pytest
+import yaml
 from jsonschema import Draft7Validator
 from PIL import Image
 from starlette.applications import Starlette
@@ -248,6 +250,42 @@ async def test_links_use_the_host_the_request_came_to(client: httpx.AsyncClient)
     assert response.json()["data"][0]["url"].startswith("http://fake.local:9000/files/")
 
 
+async def test_largest_seed_javascript_can_read_still_works(client: httpx.AsyncClient) -> None:
+    seed = int("9" * 308)
+    url = (await generate(client, seed=seed)).json()["data"][0]["url"]
+    _, image = await download(client, url)
+    assert image.info["seed"] == str(seed)
+
+
+async def test_sizes_a_spec_allows_but_the_fake_cannot_draw_get_400(
+    make_app: Callable[..., Starlette], tmp_path: Path
+) -> None:
+    spec = (SPECS / "created-201.yaml").read_text()
+    document = yaml.safe_load(spec)
+    schema = document["paths"]["/v1/images/generations"]["post"]["requestBody"]["content"][
+        "application/json"
+    ]["schema"]
+    schema["properties"]["image_size"] = {
+        "type": "object",
+        "properties": {"width": {"type": "integer"}, "height": {"type": "integer"}},
+    }
+    (tmp_path / "wide.yaml").write_text(yaml.safe_dump(document))
+    app = make_app(specs=(str(tmp_path / "wide.yaml"),))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        response = await c.post(
+            GENERATIONS,
+            json={
+                "model": "test/created",
+                "prompt": "p",
+                "image_size": {"width": 10**6, "height": 1},
+            },
+            headers=AUTH,
+        )
+    assert "The fake cannot render this image" in str(
+        assert_envelope(response, 400, GENERATIONS)["message"]
+    )
+
+
 async def test_extra_fields_are_allowed(client: httpx.AsyncClient) -> None:
     assert (await generate(client, something_new=True)).status_code == 200
 
@@ -486,7 +524,12 @@ async def post_raw(
         pytest.param(b'{"seed": Infinity}', "Infinity is not a JSON number", id="infinity"),
         pytest.param(b'{"seed": -Infinity}', "-Infinity is not a JSON number", id="-infinity"),
         pytest.param(b'{"seed": 1e999}', "number 1e999 is out of range", id="float-overflow"),
-        pytest.param(b'{"seed": ' + b"9" * 5000 + b"}", "Body is not valid JSON", id="huge-int"),
+        pytest.param(
+            b'{"seed": ' + b"9" * 5000 + b"}", "(5000 digits) is out of range", id="huge-int"
+        ),
+        pytest.param(
+            b'{"seed": ' + b"9" * 309 + b"}", "(309 digits) is out of range", id="int-over-1e308"
+        ),
         pytest.param(b"[" * 100 + b"]" * 100, "nested too deeply", id="deep-array"),
         pytest.param(b'{"a":' * 50 + b"1" + b"}" * 50, "nested too deeply", id="deep-object"),
         pytest.param(b"[" * 100_000 + b"]" * 100_000, "nested too deeply", id="very-deep"),

@@ -1,0 +1,247 @@
+import base64
+import dataclasses
+import hashlib
+import hmac
+import json
+import random
+import re
+import string
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mock_server.links import (
+    MAX_TOKEN_CHARS,
+    PROMPT_CHARS,
+    SIGNATURE_BYTES,
+    decode_image_token,
+    encode_image_token,
+)
+from mock_server.types import ImageSpec
+
+SECRET = b"test-secret"
+SPEC = ImageSpec("blackforestlabs/flux-2", "a red fox in the snow", 1024, 768, "png", 42, 0)
+TOKEN_ALPHABET = string.ascii_letters + string.digits + "-_"
+
+specs = st.builds(
+    ImageSpec,
+    model=st.text(max_size=60),
+    prompt=st.text(max_size=300),
+    width=st.integers(1, 8192),
+    height=st.integers(1, 8192),
+    format=st.sampled_from(["png", "jpeg", "webp"]),
+    seed=st.integers(0, 2**64),
+    index=st.integers(0, 63),
+)
+
+
+def sign(message: bytes, secret: bytes = SECRET) -> str:
+    """A token for ``message`` as the encoder would sign it."""
+    signature = hmac.new(secret, message, hashlib.sha256).digest()[:SIGNATURE_BYTES]
+    return base64.urlsafe_b64encode(message + signature).rstrip(b"=").decode()
+
+
+def fields_token(fields: object) -> str:
+    return sign(b"\x01" + json.dumps(fields).encode())
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        SPEC,
+        dataclasses.replace(SPEC, prompt=""),
+        dataclasses.replace(SPEC, prompt="שלום עולם 🌃 東京 e\u0301 \ud800 \0 \n"),
+        dataclasses.replace(SPEC, width=1, height=8192, format="webp", seed=0, index=63),
+        dataclasses.replace(SPEC, model="", format="jpeg", seed=2**200),
+    ],
+    ids=["plain", "empty-prompt", "unicode-rtl-emoji-surrogate", "extremes", "huge-seed"],
+)
+def test_round_trip(spec: ImageSpec) -> None:
+    assert decode_image_token(encode_image_token(spec, SECRET), SECRET) == spec
+
+
+@settings(max_examples=100)
+@given(spec=specs)
+def test_round_trip_keeps_the_prompt_head(spec: ImageSpec) -> None:
+    token = encode_image_token(spec, SECRET)
+    assert re.fullmatch(r"[A-Za-z0-9_-]+", token)
+    assert decode_image_token(token, SECRET) == dataclasses.replace(
+        spec, prompt=spec.prompt[:PROMPT_CHARS]
+    )
+
+
+def test_long_prompt_is_cut_and_the_token_stays_short() -> None:
+    long_prompt = "a very long prompt " * 211  # 4009 characters
+    token = encode_image_token(dataclasses.replace(SPEC, prompt=long_prompt), SECRET)
+    decoded = decode_image_token(token, SECRET)
+    assert decoded is not None
+    assert decoded.prompt == long_prompt[:PROMPT_CHARS]
+    assert len(token) < 250
+
+
+def test_same_spec_gives_same_token() -> None:
+    assert encode_image_token(SPEC, SECRET) == encode_image_token(SPEC, SECRET)
+
+
+def test_other_secret_is_rejected() -> None:
+    token = encode_image_token(SPEC, SECRET)
+    assert decode_image_token(token, b"another-secret") is None
+    assert decode_image_token(token, b"") is None
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    ["a red fox in the snow", "fox " * 60],
+    ids=["json-token", "zlib-token"],
+)
+def test_any_single_changed_character_is_rejected(prompt: str) -> None:
+    token = encode_image_token(dataclasses.replace(SPEC, prompt=prompt), SECRET)
+    for position, char in enumerate(token):
+        for replacement in {TOKEN_ALPHABET[(TOKEN_ALPHABET.index(char) + 1) % 64], "A", "_"}:
+            if replacement != char:
+                tampered = token[:position] + replacement + token[position + 1 :]
+                assert decode_image_token(tampered, SECRET) is None, (position, replacement)
+
+
+def test_truncated_or_extended_tokens_are_rejected() -> None:
+    token = encode_image_token(SPEC, SECRET)
+    for length in range(len(token)):
+        assert decode_image_token(token[:length], SECRET) is None
+    for suffix in ["A", "AA", "AAAA", "=", "==", ".png", " "]:
+        assert decode_image_token(token + suffix, SECRET) is None
+    assert decode_image_token(token[1:], SECRET) is None
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        ["m", "p", 0, 768, "png", 1, 0],
+        ["m", "p", 1024, 8193, "png", 1, 0],
+        ["m", "p", -5, 768, "png", 1, 0],
+        ["m", "p", 1024, 768, "png", 1, 64],
+        ["m", "p", 1024, 768, "png", 1, -1],
+        ["m", "p", 1024, 768, "png", -1, 0],
+        ["m", "p", 1024, 768, "gif", 1, 0],
+        ["m", "p", 1024, 768, None, 1, 0],
+        ["m", "p", 1024.0, 768, "png", 1, 0],
+        ["m", "p", True, 768, "png", 1, 0],
+        ["m", "p", "1024", 768, "png", 1, 0],
+        ["m", "p" * (PROMPT_CHARS + 1), 1024, 768, "png", 1, 0],
+        [1, "p", 1024, 768, "png", 1, 0],
+        ["m", "p", 1024, 768, "png", 1],
+        {"model": "m"},
+        "m",
+    ],
+    ids=[
+        "zero-width",
+        "height-too-big",
+        "negative-width",
+        "index-too-big",
+        "negative-index",
+        "negative-seed",
+        "unknown-format",
+        "null-format",
+        "float-width",
+        "bool-width",
+        "string-width",
+        "prompt-too-long",
+        "model-not-string",
+        "missing-field",
+        "object",
+        "string",
+    ],
+)
+def test_signed_but_invalid_fields_are_rejected(fields: object) -> None:
+    assert decode_image_token(fields_token(fields), SECRET) is None
+
+
+def test_fields_token_helper_makes_valid_tokens() -> None:
+    assert decode_image_token(fields_token(["m", "p", 1024, 768, "png", 1, 0]), SECRET) == (
+        ImageSpec("m", "p", 1024, 768, "png", 1, 0)
+    )
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        b"\x03" + json.dumps(["m", "p", 1, 1, "png", 1, 0]).encode(),
+        b"\x01[",
+        b"\x01\xff\xfe",
+        b"\x02xx",
+    ],
+    ids=["unknown-version", "broken-json", "not-utf8", "broken-zlib"],
+)
+def test_signed_but_unreadable_payloads_are_rejected(message: bytes) -> None:
+    assert decode_image_token(sign(message), SECRET) is None
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        dataclasses.replace(SPEC, width=0),
+        dataclasses.replace(SPEC, height=8193),
+        dataclasses.replace(SPEC, index=64),
+        dataclasses.replace(SPEC, seed=-1),
+        dataclasses.replace(SPEC, format="gif"),  # type: ignore[arg-type]
+        dataclasses.replace(SPEC, model=random.Random(0).randbytes(4000).hex()),
+    ],
+    ids=["zero-width", "height-too-big", "index-too-big", "negative-seed", "gif", "token-too-long"],
+)
+def test_specs_a_token_cannot_carry_are_refused(spec: ImageSpec) -> None:
+    with pytest.raises(ValueError, match="cannot encode"):
+        encode_image_token(spec, SECRET)
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "",
+        "A",
+        "AAAA",
+        "====",
+        "a.b",
+        "abc/def",
+        "päss",
+        "\0",
+        " " * 10,
+        "A" * (MAX_TOKEN_CHARS + 1),
+    ],
+    ids=[
+        "empty",
+        "one-char",
+        "zeros",
+        "padding",
+        "dot",
+        "slash",
+        "non-ascii",
+        "nul",
+        "spaces",
+        "huge",
+    ],
+)
+def test_garbage_is_rejected(token: str) -> None:
+    assert decode_image_token(token, SECRET) is None
+
+
+def test_huge_input_is_rejected_quickly() -> None:
+    assert decode_image_token("A" * 10_000_000, SECRET) is None
+
+
+@settings(max_examples=100)
+@given(token=st.text())
+def test_any_text_is_rejected_without_raising(token: str) -> None:
+    assert decode_image_token(token, SECRET) is None
+
+
+@settings(max_examples=100)
+@given(data=st.binary())
+def test_any_bytes_are_rejected_without_raising(data: bytes) -> None:
+    assert decode_image_token(data.decode("latin-1"), SECRET) is None
+
+
+@settings(max_examples=100)
+@given(data=st.binary(min_size=1, max_size=300))
+def test_any_base64_is_rejected_without_raising(data: bytes) -> None:
+    token = base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+    assert decode_image_token(token, SECRET) is None
