@@ -125,7 +125,8 @@ class ImageService:
             tokens = [encode_image_token(spec, self._secret) for spec in request.images()]
         except ValueError as error:
             # Only reachable with a spec that allows sizes or seeds the fake cannot draw.
-            raise _invalid([Violation((), "custom", f"The fake cannot render this image: {error}")])
+            problem = Violation((), "custom", f"The fake cannot render this image: {error}")
+            raise _invalid([problem]) from None
         urls = [f"{base}{IMAGE_ROUTE}/{token}.{request.format}" for token in tokens]
         body_out = success_body(operation.success_schema, urls, credits_used(operation, request))
         return Generation(operation, request, body_out, urls)

@@ -1,7 +1,7 @@
 import io
 import json
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
