@@ -7,12 +7,17 @@ import uuid
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from .admin import admin_routes
 from .config import Settings
 from .errors import ApiError, error_envelope
+from .faults import FaultPlan
+from .interceptor import Interceptor
+from .journal import Journal
 from .parsing import check_content_type, parse_json_body
 from .service import IMAGE_ROUTE, ImageService
 from .specs import SpecSet, load_specs
@@ -35,11 +40,20 @@ def create_app(settings: Settings | None = None, *, spec_set: SpecSet | None = N
         for path in service.spec_set.paths
     ]
     routes.append(Route(IMAGE_ROUTE + "/{name}", handlers.image, methods=["GET"]))
+    journal, plan = Journal(settings.journal_size), FaultPlan(settings.faults, settings.latency)
+    if settings.admin:
+        routes.extend(admin_routes(settings, service.spec_set, journal, plan, _error_response))
+    controls = Middleware(
+        Interceptor, service=service, journal=journal, plan=plan, render_error=_error_response
+    )
     app = Starlette(
         routes=routes,
+        middleware=[controls],
         exception_handlers={HTTPException: handlers.http_error, Exception: handlers.server_error},
     )
     app.state.service = service
+    app.state.journal = journal
+    app.state.faults = plan
     return app
 
 

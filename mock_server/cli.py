@@ -96,6 +96,32 @@ def build_parser() -> argparse.ArgumentParser:
         "other's URLs",
     )
     serve_parser.add_argument(
+        "--no-admin",
+        dest="admin",
+        action="store_false",
+        default=None,
+        help="do not serve the journal and fault controls under /__mock/ (AIMLAPI_MOCK_ADMIN=off)",
+    )
+    serve_parser.add_argument(
+        "--journal-size",
+        type=int,
+        metavar="N",
+        help="requests the journal keeps, 0 for none (AIMLAPI_MOCK_JOURNAL_SIZE; default 1000)",
+    )
+    serve_parser.add_argument(
+        "--fault",
+        action="append",
+        metavar="RULE",
+        help="scripted fault such as 'code=503, times=2'; repeat for more "
+        "(AIMLAPI_MOCK_FAULTS, separated by ';')",
+    )
+    serve_parser.add_argument(
+        "--latency",
+        metavar="SPEC",
+        help="latency of successful generations, such as 'uniform=0.2..1.5, per=image' "
+        "(AIMLAPI_MOCK_LATENCY; default none)",
+    )
+    serve_parser.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
     serve_parser.add_argument(
@@ -114,6 +140,11 @@ def settings_from_args(args: argparse.Namespace, base: Settings) -> Settings:
         changes["public_base_url"] = args.public_url
     if getattr(args, "spec", None):
         changes["specs"] = tuple(args.spec)
+    for name in ("admin", "journal_size", "latency"):
+        if getattr(args, name, None) is not None:
+            changes[name] = getattr(args, name)
+    if getattr(args, "fault", None):
+        changes["faults"] = tuple(args.fault)
     settings = replace(base, **changes)  # type: ignore[arg-type]
     if getattr(args, "auth", None):
         settings = settings.with_auth(args.auth)

@@ -12,6 +12,8 @@ from dataclasses import dataclass, fields, replace
 from typing import Literal
 
 from .errors import ConfigError
+from .faults import FaultRule
+from .latency import Latency
 
 AuthMode = Literal["any", "off", "keys"]
 
@@ -37,6 +39,14 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
+    admin: bool = True
+    """Serve the journal and fault controls under ``/__mock/``."""
+    journal_size: int = 1000
+    """Requests the journal keeps (the latest); 0 turns recording off."""
+    faults: tuple[str, ...] = ()
+    """Scripted fault rules such as ``"code=503, times=2"`` (see :mod:`mock_server.faults`)."""
+    latency: str | None = None
+    """Latency of successful generations, such as ``"uniform=0.2..1.5"``; None: none."""
 
     def __post_init__(self) -> None:
         if self.auth not in ("any", "off", "keys"):
@@ -48,6 +58,12 @@ class Settings:
                 raise ConfigError(f"{name} must not be negative, got {getattr(self, name)!r}")
         if self.workers < 1:
             raise ConfigError(f"workers must be at least 1, got {self.workers!r}")
+        if self.journal_size < 0:
+            raise ConfigError(f"journal_size must not be negative, got {self.journal_size!r}")
+        for rule in self.faults:
+            FaultRule.parse(rule)
+        if self.latency is not None:
+            Latency.parse(self.latency)
         if self.public_base_url is not None and not self.public_base_url.startswith(
             ("http://", "https://")
         ):
@@ -82,6 +98,14 @@ class Settings:
         for name in ("max_body_bytes", "image_cache_bytes", "port", "workers"):
             if (raw := get(name.upper())) is not None:
                 values[name] = _integer(ENV_PREFIX + name.upper(), raw)
+        if (admin := get("ADMIN")) is not None:
+            values["admin"] = _switch(ENV_PREFIX + "ADMIN", admin)
+        if (journal_size := get("JOURNAL_SIZE")) is not None:
+            values["journal_size"] = _integer(ENV_PREFIX + "JOURNAL_SIZE", journal_size)
+        if (faults := get("FAULTS")) is not None:
+            values["faults"] = tuple(rule.strip() for rule in faults.split(";") if rule.strip())
+        if (latency := get("LATENCY")) is not None:
+            values["latency"] = latency
         return cls(**values)  # type: ignore[arg-type]
 
     def to_env(self) -> dict[str, str]:
@@ -92,6 +116,10 @@ class Settings:
             "PUBLIC_URL": self.public_base_url or "",
             "URL_SECRET": self.url_secret,
             "HOST": self.host,
+            "ADMIN": "on" if self.admin else "off",
+            "JOURNAL_SIZE": str(self.journal_size),
+            "FAULTS": ";".join(self.faults),
+            "LATENCY": self.latency or "",
         }
         for spec_field in fields(self):
             if spec_field.name in ("max_body_bytes", "image_cache_bytes", "port", "workers"):
@@ -116,3 +144,12 @@ def _integer(name: str, raw: str) -> int:
         return int(raw)
     except ValueError:
         raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+
+
+def _switch(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "on", "true", "yes"):
+        return True
+    if value in ("0", "off", "false", "no"):
+        return False
+    raise ConfigError(f"{name}={raw!r} is not on or off")

@@ -1,0 +1,137 @@
+"""pytest plugin (registered through the ``pytest11`` entry point): the fake as fixtures.
+
+A thin shell around :class:`mock_server.testing.MockServer`; the README documents the fixtures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from .config import Settings
+from .errors import ConfigError
+from .testing import MockServer
+
+if TYPE_CHECKING:
+    import httpx
+
+MARKER = "aimlapi_mock"
+_RUNNING = pytest.StashKey[MockServer]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini(
+        "aimlapi_mock_env",
+        type="linelist",
+        help="NAME=template lines: environment variables set for tests using aimlapi_mock; "
+        "templates may name {base_url} and {api_key}",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{MARKER}(**options): configure the fake for this test: Settings fields (specs, auth, "
+        "api_keys, faults, latency, ...) and env={NAME: template}",
+    )
+
+
+@pytest.fixture(scope="session")
+def aimlapi_mock_settings() -> Settings:
+    """Settings of the session's fake; override this fixture to change them for a whole suite."""
+    return Settings()
+
+
+@pytest.fixture(scope="session")
+def aimlapi_mock_session(aimlapi_mock_settings: Settings) -> Iterator[MockServer]:
+    """The session's fake, without the per-test reset (for fixtures wider than one test)."""
+    with MockServer(aimlapi_mock_settings) as fake:
+        yield fake
+
+
+@pytest.fixture
+def aimlapi_mock(
+    aimlapi_mock_session: MockServer, request: pytest.FixtureRequest
+) -> Iterator[MockServer]:
+    """The fake on a real socket, reset for this test and configured by its marker."""
+    options: dict[str, Any] = {}
+    for mark in reversed(list(request.node.iter_markers(MARKER))):
+        if mark.args:
+            pytest.fail(f"@pytest.mark.{MARKER} takes keyword options only", pytrace=False)
+        options.update(mark.kwargs)
+    templates = dict(line.split("=", 1) for line in request.config.getini("aimlapi_mock_env"))
+    templates.update(options.pop("env", {}))
+    try:
+        aimlapi_mock_session.configure(**options)
+        environ = aimlapi_mock_session.environ(templates)
+    except ConfigError as error:
+        pytest.fail(f"@pytest.mark.{MARKER}: {error}", pytrace=False)
+    request.node.stash[_RUNNING] = aimlapi_mock_session
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in environ.items():
+            patch.setenv(name, value)
+        yield aimlapi_mock_session
+
+
+@pytest.fixture
+def aimlapi_app(aimlapi_mock: MockServer) -> Any:
+    """The ASGI app of this test's fake (the one ``aimlapi_mock`` serves)."""
+    return aimlapi_mock.app
+
+
+@pytest.fixture
+def aimlapi_client(aimlapi_mock: MockServer) -> Iterator[httpx.Client]:
+    """An ``httpx.Client`` calling the fake in process, with the API key set."""
+    from .clients import sync_client
+
+    with sync_client(aimlapi_mock.app, api_key=aimlapi_mock.api_key) as client:
+        yield client
+
+
+@pytest.fixture
+def aimlapi_async_client(aimlapi_mock: MockServer) -> httpx.AsyncClient:
+    """An ``httpx.AsyncClient`` calling the fake in process, with the API key set.
+
+    A plain fixture, so it works under anyio, pytest-asyncio or any other async runner; its
+    transport holds no connections, so it needs no closing.
+    """
+    from .clients import async_client
+
+    return async_client(aimlapi_mock.app, api_key=aimlapi_mock.api_key)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    """Re-raise in the test an exception the fake raised while serving it."""
+    fake = item.stash.get(_RUNNING, None)
+    try:
+        result = yield
+    except (Exception, pytest.fail.Exception) as failure:
+        errors = fake.take_errors() if fake is not None else []
+        if errors and not _caused_by(failure, errors[0]) and failure.__cause__ is None:
+            failure.__cause__ = _noted(fake, errors)
+        raise
+    errors = fake.take_errors() if fake is not None else []
+    if errors:
+        raise _noted(fake, errors)
+    return result
+
+
+def _noted(fake: MockServer | None, errors: list[BaseException]) -> BaseException:
+    error = errors[0]
+    entry = next((e for e in fake.journal if e.error is error), None) if fake else None
+    where = f" while serving {entry.method} {entry.path}" if entry is not None else ""
+    more = f" ({len(errors) - 1} more after it)" if len(errors) > 1 else ""
+    error.add_note(f"raised inside aimlapi-mock{where}; the client got a 500{more}")
+    return error
+
+
+def _caused_by(failure: BaseException, error: BaseException) -> bool:
+    seen: BaseException | None = failure
+    while seen is not None:
+        if seen is error:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
