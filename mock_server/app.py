@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from .admin import admin_routes
 from .config import Settings
+from .deviations import DeviationMiddleware
 from .errors import ApiError, error_envelope
 from .faults import FaultPlan
 from .interceptor import Interceptor
@@ -46,9 +47,12 @@ def create_app(settings: Settings | None = None, *, spec_set: SpecSet | None = N
     controls = Middleware(
         Interceptor, service=service, journal=journal, plan=plan, render_error=_error_response
     )
+    # Deviations rewrite finished responses inside the journal and faults, so the journal shows
+    # what clients got; without any deviation, nothing is added to the request path.
+    deviating = [Middleware(DeviationMiddleware, settings.deviations, settings.url_secret)]
     app = Starlette(
         routes=routes,
-        middleware=[controls],
+        middleware=[controls, *(deviating if settings.deviations else [])],
         exception_handlers={HTTPException: handlers.http_error, Exception: handlers.server_error},
     )
     app.state.service = service

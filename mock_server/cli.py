@@ -11,6 +11,7 @@ from dataclasses import replace
 
 from . import __version__
 from .config import Settings
+from .deviations import DEVIATIONS
 from .errors import ConfigError, SpecError
 from .service import models_summary
 from .specs import load_specs
@@ -122,6 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
         "(AIMLAPI_MOCK_LATENCY; default none)",
     )
     serve_parser.add_argument(
+        "--deviation",
+        action="append",
+        choices=sorted(DEVIATIONS),
+        metavar="NAME",
+        help="drift from the spec on purpose, as the real API has; repeat for more "
+        f"(AIMLAPI_MOCK_DEVIATIONS, comma-separated): {', '.join(sorted(DEVIATIONS))}",
+    )
+    serve_parser.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
     serve_parser.add_argument(
@@ -145,6 +154,8 @@ def settings_from_args(args: argparse.Namespace, base: Settings) -> Settings:
             changes[name] = getattr(args, name)
     if getattr(args, "fault", None):
         changes["faults"] = tuple(args.fault)
+    if getattr(args, "deviation", None):
+        changes["deviations"] = tuple(args.deviation)
     settings = replace(base, **changes)  # type: ignore[arg-type]
     if getattr(args, "auth", None):
         settings = settings.with_auth(args.auth)
@@ -166,6 +177,8 @@ def serve(settings: Settings, *, log_level: str = "info", access_log: bool = Tru
     print(f"{PROG} {__version__} serving http://{shown_host}:{settings.port}", flush=True)
     for line in models_summary(spec_set):
         print(f"  {line}", flush=True)
+    for name in settings.deviations:
+        print(f"  deviation {name}: {DEVIATIONS[name]}", flush=True)
     if settings.workers == 1:
         app = create_app(settings, spec_set=spec_set)
         uvicorn.run(

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Literal
 
+from .deviations import check_deviations
 from .errors import ConfigError
 from .faults import FaultRule
 from .latency import Latency
@@ -47,6 +48,8 @@ class Settings:
     """Scripted fault rules such as ``"code=503, times=2"`` (see :mod:`mock_server.faults`)."""
     latency: str | None = None
     """Latency of successful generations, such as ``"uniform=0.2..1.5"``; None: none."""
+    deviations: tuple[str, ...] = ()
+    """Ways to drift from the spec on purpose (see :data:`mock_server.deviations.DEVIATIONS`)."""
 
     def __post_init__(self) -> None:
         if self.auth not in ("any", "off", "keys"):
@@ -70,6 +73,10 @@ class Settings:
             raise ConfigError(
                 f"public base URL {self.public_base_url!r} must start with http:// or https://"
             )
+        try:
+            check_deviations(self.deviations)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
 
     def with_auth(self, words: list[str] | tuple[str, ...]) -> Settings:
         """Settings with the auth given as CLI words: ``any``, ``off`` or one or more keys."""
@@ -95,6 +102,8 @@ class Settings:
             values["url_secret"] = secret
         if (host := get("HOST")) is not None:
             values["host"] = host
+        if (deviations := get("DEVIATIONS")) is not None:
+            values["deviations"] = tuple(d for d in deviations.replace(",", " ").split() if d)
         for name in ("max_body_bytes", "image_cache_bytes", "port", "workers"):
             if (raw := get(name.upper())) is not None:
                 values[name] = _integer(ENV_PREFIX + name.upper(), raw)
@@ -120,6 +129,7 @@ class Settings:
             "JOURNAL_SIZE": str(self.journal_size),
             "FAULTS": ";".join(self.faults),
             "LATENCY": self.latency or "",
+            "DEVIATIONS": ",".join(self.deviations),
         }
         for spec_field in fields(self):
             if spec_field.name in ("max_body_bytes", "image_cache_bytes", "port", "workers"):

@@ -1,0 +1,191 @@
+"""Switchable deviations: the fake answering the way the real API has drifted from its spec.
+
+Each deviation reproduces something the real service has shown over time (status 201 for a
+success, ``tokens_used`` in place of ``credits_used``, ...). They exist so the contract suite can
+prove, offline, that it notices drift. They are applied by an ASGI middleware that rewrites
+finished JSON responses; it is only installed when at least one deviation is on, so the normal
+path pays nothing for them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, MutableMapping
+from dataclasses import replace
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .links import decode_image_token, encode_image_token
+from .types import JSON
+
+DEVIATIONS: dict[str, str] = {
+    "status-201": "successful generations answer 201 Created instead of the documented 200",
+    "tokens-used": "meta.usage reports tokens_used instead of credits_used",
+    "usd-spent": "meta.usage adds usd_spent next to credits_used",
+    "problem-json": "errors are application/problem+json bodies instead of the legacy envelope",
+    "data-null": "successful generations answer with data: null",
+    "wrong-size": "image URLs serve pictures of half the requested width and height",
+}
+"""Every deviation the fake can switch on, with what it does."""
+
+CREDITS_PER_USD = 2_000_000
+PROBLEM_JSON = "application/problem+json; charset=utf-8"
+
+# The exception class NestJS names in ``error.name`` for each status.
+_NEST_EXCEPTIONS: dict[int, str] = {
+    400: "BadRequestException",
+    401: "UnauthorizedException",
+    403: "ForbiddenException",
+    404: "NotFoundException",
+    405: "MethodNotAllowedException",
+    413: "PayloadTooLargeException",
+    415: "UnsupportedMediaTypeException",
+    429: "ThrottlerException",
+    500: "InternalServerErrorException",
+    502: "BadGatewayException",
+    503: "ServiceUnavailableException",
+    504: "GatewayTimeoutException",
+}
+
+
+def check_deviations(names: Iterable[str]) -> tuple[str, ...]:
+    """``names`` without duplicates, or ``ValueError`` naming the first unknown one."""
+    found: list[str] = []
+    for name in names:
+        if name not in DEVIATIONS:
+            raise ValueError(
+                f"unknown deviation {name!r}; expected one of {', '.join(sorted(DEVIATIONS))}"
+            )
+        if name not in found:
+            found.append(name)
+    return tuple(found)
+
+
+class DeviationMiddleware:
+    """Rewrites the fake's JSON responses according to the deviations that are switched on."""
+
+    def __init__(self, app: ASGIApp, deviations: Iterable[str], url_secret: str) -> None:
+        self.app = app
+        self.deviations = frozenset(check_deviations(deviations))
+        self._secret = url_secret.encode("utf-8")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start: Message | None = None
+        chunks: list[bytes] = []
+
+        async def capture(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                if _is_json(message):
+                    start = message
+                else:
+                    await send(message)
+                return
+            if start is None or message["type"] != "http.response.body":
+                await send(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            status, media_type, body = self.rewrite(
+                start["status"], b"".join(chunks), scope.get("path", "")
+            )
+            await send(_with_headers(start, status, media_type, len(body)))
+            await send({"type": "http.response.body", "body": body})
+
+        await self.app(scope, receive, capture)
+
+    def rewrite(self, status: int, raw: bytes, path: str) -> tuple[int, str | None, bytes]:
+        """The status, new media type (None: unchanged) and body to send instead."""
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return status, None, raw
+        media_type: str | None = None
+        if not isinstance(body, dict):
+            return status, None, raw
+        if 200 <= status < 300 and "data" in body:
+            status = self._success(status, body)
+        elif status >= 400 and "statusCode" in body and "problem-json" in self.deviations:
+            body = problem_details(status, body, path)
+            media_type = PROBLEM_JSON
+        else:
+            return status, None, raw
+        return status, media_type, json.dumps(body, separators=(",", ":")).encode("utf-8")
+
+    def _success(self, status: int, body: dict[str, JSON]) -> int:
+        usage = _usage(body)
+        if usage is not None and "credits_used" in usage:
+            credits = usage["credits_used"]
+            if "usd-spent" in self.deviations and isinstance(credits, int | float):
+                usage["usd_spent"] = credits / CREDITS_PER_USD
+            if "tokens-used" in self.deviations:
+                usage["tokens_used"] = usage.pop("credits_used")
+        if "wrong-size" in self.deviations and isinstance(body.get("data"), list):
+            for entry in body["data"]:
+                if isinstance(entry, dict) and isinstance(entry.get("url"), str):
+                    entry["url"] = self._shrunk(entry["url"])
+        if "data-null" in self.deviations:
+            body["data"] = None
+        return 201 if "status-201" in self.deviations else status
+
+    def _shrunk(self, url: str) -> str:
+        parts = urlsplit(url)
+        folder, _, name = parts.path.rpartition("/")
+        token, dot, extension = name.rpartition(".")
+        spec = decode_image_token(token, self._secret)
+        if spec is None:
+            return url
+        smaller = replace(spec, width=max(1, spec.width // 2), height=max(1, spec.height // 2))
+        new_name = encode_image_token(smaller, self._secret) + dot + extension
+        return urlunsplit(parts._replace(path=f"{folder}/{new_name}"))
+
+
+def problem_details(status: int, envelope: dict[str, JSON], path: str) -> dict[str, JSON]:
+    """The 2026 shape of an error: RFC 9457 problem details with the API's own additions."""
+    message = envelope.get("message")
+    try:
+        title = HTTPStatus(status).phrase
+    except ValueError:
+        title = "Error"
+    return {
+        "title": title,
+        "status": status,
+        "message": message,
+        "instance": envelope.get("path", path),
+        "requestId": envelope.get("requestId"),
+        "timestamp": envelope.get("timestamp"),
+        "error": {"name": _NEST_EXCEPTIONS.get(status, "HttpException"), "message": message},
+    }
+
+
+def _usage(body: dict[str, JSON]) -> MutableMapping[str, Any] | None:
+    meta = body.get("meta")
+    usage = meta.get("usage") if isinstance(meta, dict) else None
+    return usage if isinstance(usage, dict) else None
+
+
+def _is_json(start: Message) -> bool:
+    for name, value in start.get("headers", []):
+        if name.lower() == b"content-type":
+            media_type = value.split(b";")[0].strip().lower()
+            return bool(media_type == b"application/json" or media_type.endswith(b"+json"))
+    return False
+
+
+def _with_headers(start: Message, status: int, media_type: str | None, length: int) -> Message:
+    headers = []
+    for name, value in start.get("headers", []):
+        lowered = name.lower()
+        if lowered == b"content-length":
+            value = str(length).encode("latin-1")
+        elif lowered == b"content-type" and media_type is not None:
+            value = media_type.encode("latin-1")
+        headers.append((name, value))
+    return {**start, "status": status, "headers": headers}
