@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 
-from . import __version__
+from . import __version__, contract_cli
 from .config import Settings
 from .deviations import DEVIATIONS
 from .errors import ConfigError, SpecError
@@ -26,6 +26,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    if args.command in ("contract", "specs"):
+        return contract_cli.main(args)
     try:
         settings = settings_from_args(args, Settings.from_env())
         if args.command == "serve":
@@ -136,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve_parser.add_argument(
         "--no-access-log", action="store_true", help="do not log each request"
     )
+    contract_cli.add_commands(commands)
     return parser
 
 

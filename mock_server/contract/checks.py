@@ -1,0 +1,322 @@
+"""The suite's own schemathesis checks, and the cost guard's hook.
+
+Checks and hooks are registered with schemathesis globally, as its API requires; each one does
+nothing unless the schema it is called for belongs to a contract run (see :func:`attach`), so
+other schemathesis users in the same process are not affected.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import math
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+import schemathesis
+from PIL import Image, UnidentifiedImageError
+from schemathesis import Case, CheckContext, HookContext, Response
+from schemathesis.schemas import BaseSchema
+
+from ..synthesis import image_request
+from ..types import ImageRequest, Operation
+from ..validation import SchemaValidator, detail_lines
+from .documents import ENVELOPE_FIELDS, ContractDocument, is_envelope_schema
+from .findings import PROBLEM_JSON, Drift, rename_finding, renamed_fields, undocumented_fields
+from .guard import BudgetExhausted, CostGuard, SentRequest
+from .settings import is_loopback
+
+CUSTOM_CHECKS = (
+    "image_urls_serve_requested_images",
+    "one_entry_per_image",
+    "error_envelope_conformance",
+    "documented_response_fields",
+)
+_PIL_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
+_DOWNLOAD_TIMEOUT = 120
+
+
+@dataclass
+class RunContext:
+    """What the checks of one contract run need beyond the response: the spec and a way out."""
+
+    document: ContractDocument
+    downloads: requests.Session
+    """Fetches image URLs (in-process for the fake); never carries the API key."""
+    allow_remote: bool = False
+    guard: CostGuard | None = None
+    _validators: dict[int, SchemaValidator] = field(default_factory=dict)
+    valid_answers: dict[str, dict[int, int]] = field(default_factory=dict)
+    """Statuses that schema-valid requests got, by operation label."""
+    first_refusal: dict[str, str] = field(default_factory=dict)
+    _pending: dict[str, SentRequest] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def operation(self, case: Case[Any]) -> Operation | None:
+        body = case.body if isinstance(case.body, dict) else {}
+        return self.document.operation(case.method.upper(), case.path, body.get("model"))
+
+    def request_problems(self, case: Case[Any]) -> list[str]:
+        """What is wrong with the case's body, zod-style; empty when the spec accepts it."""
+        operation = self.operation(case)
+        if operation is None:
+            return []
+        key = id(operation.request_schema)
+        with self._lock:
+            validator = self._validators.get(key)
+            if validator is None:
+                validator = self._validators[key] = SchemaValidator(operation.request_schema)
+        return detail_lines(validator.violations(case.body))
+
+    def requested_images(self, case: Case[Any]) -> ImageRequest | None:
+        """What a schema-valid body asks for (size, format, count), None for any other body."""
+        operation = self.operation(case)
+        if operation is None or not isinstance(case.body, dict) or self.request_problems(case):
+            return None
+        return image_request(operation, case.body, lambda: 1)
+
+    def download(self, url: str) -> bytes:
+        if (
+            not self.allow_remote
+            and not is_loopback(url)
+            and urlsplit(url).hostname != "testserver"
+        ):
+            raise Drift(
+                "image-remote",
+                f"image URL {url} is not on this machine; not downloaded without --allow-remote",
+            )
+        response = self.downloads.get(url, timeout=_DOWNLOAD_TIMEOUT)
+        if response.status_code != 200:
+            raise Drift("image-download", f"image URL answers {response.status_code}")
+        return response.content
+
+
+_RUNS: dict[int, RunContext] = {}
+
+
+@contextmanager
+def attach(schema: BaseSchema, context: RunContext) -> Iterator[RunContext]:
+    """Make ``context`` what the checks and hooks use while ``schema`` is being tested."""
+    _RUNS[id(schema)] = context
+    try:
+        yield context
+    finally:
+        del _RUNS[id(schema)]
+
+
+def _guarded_run_active() -> bool:
+    return any(run.guard is not None for run in _RUNS.values())
+
+
+def _run_of(case: Case[Any]) -> RunContext | None:
+    return _RUNS.get(id(case.operation.schema))
+
+
+@schemathesis.hook
+def before_call(context: HookContext, case: Case[Any], kwargs: dict[str, Any]) -> None:
+    """The cost guard: count each request to an image operation, refuse past the cap."""
+    run = _run_of(case)
+    if run is None:
+        if _guarded_run_active():
+            # Fail closed: a request the guard cannot attribute to its run is not sent.
+            raise BudgetExhausted(f"{case.operation.label}: not part of the guarded run")
+        return
+    if run.guard is None or run.operation(case) is None:
+        return
+    sent = run.guard.admit(f"{run.document.name} {case.operation.label}", case.body)
+    with run._lock:
+        run._pending[case.id] = sent
+
+
+@schemathesis.hook
+def after_call(context: HookContext, case: Case[Any], response: Response) -> None:
+    """Note how schema-valid requests were answered, and what each guarded request cost."""
+    run = _run_of(case)
+    if run is None or run.operation(case) is None:
+        return
+    body = _json(response)
+    if isinstance(case.body, dict) and not run.request_problems(case):
+        label = f"{run.document.name} {case.operation.label}"
+        with run._lock:
+            answers = run.valid_answers.setdefault(label, {})
+            answers[response.status_code] = answers.get(response.status_code, 0) + 1
+            if not _is_success(response) and label not in run.first_refusal:
+                message = body.get("message") if isinstance(body, dict) else None
+                run.first_refusal[label] = (
+                    str(message or "").splitlines()[0][:160] if message else ""
+                )
+    with run._lock:
+        sent = run._pending.pop(case.id, None)
+    if sent is None:
+        return
+    sent.status = response.status_code
+    usage = body.get("meta", {}).get("usage") if isinstance(body, dict) else None
+    if isinstance(usage, dict):
+        credits = usage.get("credits_used", usage.get("tokens_used"))
+        sent.credits = credits if isinstance(credits, int | float) else None
+
+
+def refusals(run: RunContext) -> dict[str, tuple[str, str, int]]:
+    """(key, sentence, count) for each operation where no schema-valid request succeeded."""
+    found = {}
+    for label, answers in run.valid_answers.items():
+        if any(200 <= status < 300 for status in answers):
+            continue
+        statuses = " or ".join(str(status) for status in sorted(answers))
+        reason = run.first_refusal.get(label)
+        found[label] = (
+            f"no-success:{statuses}",
+            f"no schema-valid request succeeded; all were answered {statuses}"
+            + (f": {reason}" if reason else ""),
+            sum(answers.values()),
+        )
+    return found
+
+
+@schemathesis.check
+def image_urls_serve_requested_images(
+    ctx: CheckContext, response: Response, case: Case[Any]
+) -> bool | None:
+    """Every returned image downloads and decodes at exactly the requested size and format."""
+    run = _run_of(case)
+    wanted = run.requested_images(case) if run and _is_success(response) else None
+    body = _json(response)
+    if run is None or wanted is None or not isinstance(body, dict):
+        return None
+    entries = body.get("data")
+    for number, entry in enumerate(entries if isinstance(entries, list) else [], start=1):
+        if not isinstance(entry, dict):
+            continue
+        if isinstance(entry.get("url"), str):
+            content = run.download(entry["url"])
+        elif isinstance(entry.get("b64_json"), str):
+            try:
+                content = base64.b64decode(entry["b64_json"], validate=True)
+            except (binascii.Error, ValueError):
+                raise Drift("image-b64", "b64_json is not valid base64") from None
+        else:
+            continue
+        _check_image(content, wanted, number)
+    return None
+
+
+def _check_image(content: bytes, wanted: ImageRequest, number: int) -> None:
+    try:
+        with Image.open(io.BytesIO(content)) as image:
+            image.load()
+            size, found = image.size, image.format
+    except (UnidentifiedImageError, OSError, ValueError) as error:
+        raise Drift("image-undecodable", f"image {number} does not decode: {error}") from None
+    if size != (wanted.width, wanted.height):
+        raise Drift(
+            "image-size",
+            f"images of the wrong size: {size[0]}×{size[1]} served for a "
+            f"{wanted.width}×{wanted.height} request",
+        )
+    if found != _PIL_FORMATS[wanted.format]:
+        raise Drift(
+            f"image-format:{wanted.format}",
+            f"images in the wrong format: {found} served for output_format {wanted.format!r}",
+        )
+
+
+@schemathesis.check
+def one_entry_per_image(ctx: CheckContext, response: Response, case: Case[Any]) -> bool | None:
+    """A successful response lists one entry, with a url or b64_json, per requested image."""
+    run = _run_of(case)
+    wanted = run.requested_images(case) if run and _is_success(response) else None
+    body = _json(response)
+    if wanted is None or not isinstance(body, dict):
+        return None
+    data = body.get("data")
+    images = f"{wanted.count} image{'s' if wanted.count != 1 else ''} requested"
+    if data is None:
+        raise Drift("data-null", f"data is null in a successful response, {images}")
+    if not isinstance(data, list):
+        return None  # the schema check reports the type
+    asked = case.body.get("num_images") if isinstance(case.body, dict) else None
+    fractional = isinstance(asked, float) and not math.isclose(asked, round(asked))
+    if len(data) != wanted.count and not fractional:
+        raise Drift("image-count", f"{len(data)} entries in data, {images}")
+    for entry in data:
+        if not isinstance(entry, dict) or not (entry.get("url") or entry.get("b64_json")):
+            raise Drift("image-missing", "an entry in data has neither url nor b64_json")
+    return None
+
+
+@schemathesis.check
+def error_envelope_conformance(
+    ctx: CheckContext, response: Response, case: Case[Any]
+) -> bool | None:
+    """An error body is the documented envelope, and its statusCode is the response's status."""
+    run = _run_of(case)
+    status = response.status_code
+    operation = run.operation(case) if run else None
+    if (
+        operation is None
+        or status < 400
+        or not is_envelope_schema(operation.response_schemas.get(status))
+    ):
+        return None
+    if _media_type(response).startswith("application/problem+json"):
+        raise Drift(*PROBLEM_JSON)
+    body = _json(response)
+    if not isinstance(body, dict):
+        raise Drift(f"envelope-not-json:{status}", f"{status} error body is not a JSON object")
+    missing = [name for name in ENVELOPE_FIELDS if name not in body]
+    if missing:
+        raise Drift(
+            f"envelope-missing:{','.join(missing)}",
+            f"error envelope lacks {', '.join(missing)}",
+        )
+    if body["statusCode"] != status:
+        raise Drift(
+            "envelope-status",
+            f"statusCode {body['statusCode']!r} in the body of a {status} response",
+        )
+    return None
+
+
+@schemathesis.check
+def documented_response_fields(
+    ctx: CheckContext, response: Response, case: Case[Any]
+) -> bool | None:
+    """A successful body has no field the spec does not declare (renamed ones included)."""
+    run = _run_of(case)
+    operation = run.operation(case) if run and _is_success(response) else None
+    schema = operation.response_schemas.get(response.status_code) if operation else None
+    if operation is not None and schema is None:
+        successes = [s for s in operation.response_schemas if 200 <= s < 300]
+        schema = operation.response_schemas.get(successes[0]) if successes else None
+    body = _json(response)
+    if schema is None or body is None:
+        return None
+    for path, missing, present in renamed_fields(body, schema):
+        raise Drift(*rename_finding(path, missing, present))
+    for name in undocumented_fields(body, schema):
+        raise Drift(f"undocumented:{name}", f"{name} present, spec does not document it")
+    return None
+
+
+def _is_success(response: Response) -> bool:
+    return 200 <= response.status_code < 300
+
+
+def _media_type(response: Response) -> str:
+    values = response.headers.get("content-type") or [""]
+    return values[0].lower()
+
+
+def _json(response: Response) -> Any:
+    if "json" not in _media_type(response):
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return None
