@@ -4,7 +4,8 @@ Each deviation reproduces something the real service has shown over time (status
 success, ``tokens_used`` in place of ``credits_used``, ...). They exist so the contract suite can
 prove, offline, that it notices drift. They are applied by an ASGI middleware that rewrites
 finished JSON responses; it is only installed when at least one deviation is on, so the normal
-path pays nothing for them.
+path pays nothing for them. It sits inside the journal and fault injection: the journal records
+the deviated answers, and errors forced by a fault keep the legacy envelope.
 """
 
 from __future__ import annotations

@@ -37,9 +37,12 @@ async def test_without_deviations_nothing_is_added_to_the_app(
 
 
 async def test_status_201(make_app: Callable[..., Starlette]) -> None:
-    response = await call(make_app(deviations=("status-201",)))
+    app = make_app(deviations=("status-201",))
+    response = await call(app)
     assert response.status_code == 201
     assert len(response.json()["data"]) == 1
+    # The journal shows what the client got.
+    assert [entry.status for entry in app.state.journal] == [201]
 
 
 async def test_tokens_used_replaces_credits_used(make_app: Callable[..., Starlette]) -> None:
