@@ -92,7 +92,7 @@ class Redactor:
         if type(value).__name__ == "NotSet":  # schemathesis' marker for a request without a body
             return "(no body)"
         if isinstance(value, bytes):
-            value = "raw bytes: " + value[:limit].decode("utf-8", "replace")
+            return f"(a body of {len(value)} bytes that is not JSON)"
         try:
             text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=repr)
         except ValueError:

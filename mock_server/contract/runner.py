@@ -126,8 +126,12 @@ def _target(
     if settings.dry_run:
         # Over a loopback socket, like the real run: schemathesis generates a little differently
         # for an in-process app, and the dry run must list the very requests a real run sends.
-        quiet = _quiet("uvicorn.error")  # its probes make uvicorn warn of invalid requests
-        with quiet, BackgroundServer(app) as server, requests.Session() as downloads:
+        # After uvicorn set up its logging: the probes make it warn of invalid requests.
+        with (
+            BackgroundServer(app) as server,
+            _quiet("uvicorn.error"),
+            requests.Session() as downloads,
+        ):
             yield _Target(None, server.base_url, downloads)
     else:
         with asgi.get_client(app) as downloads:
