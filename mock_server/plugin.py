@@ -12,13 +12,14 @@ import pytest
 
 from .config import Settings
 from .errors import ConfigError
-from .testing import MockServer
 
 if TYPE_CHECKING:
     import httpx
 
+    from .testing import MockServer
+
 MARKER = "aimlapi_mock"
-_RUNNING = pytest.StashKey[MockServer]()
+_RUNNING = pytest.StashKey["MockServer"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -47,6 +48,8 @@ def aimlapi_mock_settings() -> Settings:
 @pytest.fixture(scope="session")
 def aimlapi_mock_session(aimlapi_mock_settings: Settings) -> Iterator[MockServer]:
     """The session's fake, without the per-test reset (for fixtures wider than one test)."""
+    from .testing import MockServer  # the fake loads only in runs that use it
+
     with MockServer(aimlapi_mock_settings) as fake:
         yield fake
 
