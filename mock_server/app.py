@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -12,13 +11,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from .addresses import url_parts
 from .admin import admin_routes
 from .config import Settings
 from .deviations import DeviationMiddleware
 from .errors import ApiError, error_envelope
 from .faults import FaultPlan
+from .ids import new_request_id
 from .interceptor import Interceptor
 from .journal import Journal
+from .memory import return_large_blocks_to_the_system
 from .parsing import check_content_type, parse_json_body
 from .service import IMAGE_ROUTE, ImageService
 from .specs import SpecSet, load_specs
@@ -63,6 +65,7 @@ def create_app(settings: Settings | None = None, *, spec_set: SpecSet | None = N
 
 def create_app_from_env() -> Starlette:
     """App factory for uvicorn worker processes: settings come from ``AIMLAPI_MOCK_*``."""
+    return_large_blocks_to_the_system()
     return create_app(Settings.from_env())
 
 
@@ -71,16 +74,15 @@ class _Handlers:
         self.service = service
 
     async def generate(self, request: Request) -> Response:
-        request_id = str(uuid.uuid4())
+        request_id = _new_id()
+        path, base_url = url_parts(request)
         try:
             self.service.authorize(request.headers.get("authorization"))
             check_content_type(request.headers.get("content-type"))
             body = parse_json_body(await _read_body(request, self.service.settings.max_body_bytes))
-            generation = self.service.generate(
-                request.method, request.url.path, body, str(request.base_url)
-            )
+            generation = self.service.generate(request.method, path, body, base_url)
         except ApiError as error:
-            return _error_response(error, request.url.path, request_id)
+            return _error_response(error, path, request_id)
         return _json_response(generation.operation.success_status, generation.body, request_id)
 
     async def image(self, request: Request) -> Response:
@@ -138,7 +140,7 @@ def _json_response(
     status: int, body: JSON, request_id: str, headers: dict[str, str] | None = None
 ) -> Response:
     try:
-        content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        content = _encode_json(body).encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate (legal in JSON text) echoed from a request
         content = json.dumps(body, separators=(",", ":")).encode("ascii")
     return Response(
@@ -155,4 +157,8 @@ def _error_response(error: ApiError, path: str, request_id: str) -> Response:
 
 
 def _new_id() -> str:
-    return str(uuid.uuid4())
+    return new_request_id()
+
+
+# json.dumps(body, ensure_ascii=False, separators=(",", ":")) without a new encoder each call.
+_encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode

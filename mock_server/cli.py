@@ -13,6 +13,7 @@ from . import __version__, contract_cli
 from .config import Settings
 from .deviations import DEVIATIONS
 from .errors import ConfigError, SpecError
+from .memory import return_large_blocks_to_the_system
 from .service import models_summary
 from .specs import load_specs
 
@@ -171,6 +172,7 @@ def serve(settings: Settings, *, log_level: str = "info", access_log: bool = Tru
 
     from .app import create_app
 
+    return_large_blocks_to_the_system()
     spec_set = load_specs(settings.specs)
     for warning in spec_set.warnings:
         print(f"{PROG}: warning: {warning}", file=sys.stderr)

@@ -120,7 +120,7 @@ class _Glyph(NamedTuple):
     advance: float
 
 
-@functools.lru_cache(maxsize=8192)
+@functools.lru_cache(maxsize=2048)  # a few MB of masks: about 40 font sizes of a label
 def _glyph(char: str, size: int) -> _Glyph:
     # FreeType rasterises every glyph of every string anew, which made drawing the label cost
     # more than encoding a 2048x2048 PNG; glyphs drawn once and pasted are several times faster.

@@ -50,9 +50,15 @@ def parse_json_body(raw: bytes) -> JSON:
     if not text.strip():
         raise ApiError(400, "Body is empty, expected a JSON object")
     try:
-        value = json.loads(
-            text, parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_finite_int
-        )
+        if text.startswith("\ufeff"):  # a second BOM: json.loads has its own message for it
+            value = json.loads(
+                text,
+                parse_constant=_reject_constant,
+                parse_float=_finite_float,
+                parse_int=_finite_int,
+            )
+        else:  # json.loads would build a new decoder for every body
+            value = _decoder.decode(text)
     except RecursionError:
         raise ApiError(400, f"Body is nested too deeply (more than {MAX_NESTING} levels)") from None
     except json.JSONDecodeError as error:
@@ -84,14 +90,23 @@ def _finite_int(literal: str) -> int:
     return int(literal)
 
 
+_decoder = json.JSONDecoder(
+    parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_finite_int
+)
+
+
 def _depth_exceeds(value: JSON, limit: int) -> bool:
-    stack: list[tuple[JSON, int]] = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if not isinstance(node, dict | list):
-            continue
+    """Whether a list or object lies deeper than ``limit`` (the top level is depth 1)."""
+    level = [value] if isinstance(value, dict | list) else []
+    depth = 1
+    while level:
         if depth > limit:
             return True
-        children = node.values() if isinstance(node, dict) else node
-        stack.extend((child, depth + 1) for child in children)
+        below = []
+        for node in level:
+            for child in node.values() if isinstance(node, dict) else node:
+                if isinstance(child, dict | list):
+                    below.append(child)
+        level = below
+        depth += 1
     return False

@@ -3,40 +3,120 @@
 The real API is a NestJS service validating with zod, so its 400 bodies say things like
 ``Invalid enum value. Expected 'a' | 'b', received 'c'``. Every problem is returned as a
 :class:`~mock_server.types.Violation`; nothing here decides status codes.
+
+Two validators share the work. A compiled one (jsonschema-rs) answers "is this valid?" in well
+under a microsecond, which is all an accepted request needs. Only when it says no does the
+pure-Python ``jsonschema`` run, to explain each problem; it is the authority, so a request the
+compiled validator rejects but ``jsonschema`` accepts is accepted. ``jsonschema`` is imported on
+the first invalid request, which keeps it out of the fake's start-up time.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft7Validator
-from jsonschema.exceptions import ValidationError
+import jsonschema_rs
 
 from .types import JSON, Violation
 
+if TYPE_CHECKING:
+    from jsonschema import Draft7Validator
+    from jsonschema.exceptions import ValidationError
+
 _MAX_SHOWN_CHARS = 60
+
+# Keywords on which jsonschema-rs and jsonschema are known to agree (the property-based test in
+# tests/test_validation.py checks it). A schema using any other keyword, or a multipleOf that
+# is not a whole number (the two round 0.3 / 0.1 differently), is left to jsonschema alone, so
+# the fast path can never accept a body that jsonschema would reject.
+_FAST_KEYWORDS = frozenset(
+    {
+        "$schema", "title", "description", "default", "examples", "$comment", "format",
+        "readOnly", "writeOnly", "type", "enum", "const", "properties", "required",
+        "additionalProperties", "items", "additionalItems", "minimum", "maximum",
+        "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "minLength", "maxLength",
+        "minItems", "maxItems", "minProperties", "maxProperties", "anyOf", "oneOf", "allOf",
+        "not",
+    }
+)  # fmt: skip
+_SCHEMA_MAPS = ("properties",)
+_SCHEMA_LISTS = ("anyOf", "oneOf", "allOf")
+_SCHEMA_VALUED = ("additionalProperties", "items", "additionalItems", "not")
 
 
 class SchemaValidator:
     """A compiled validator for one JSON Schema (draft 7, as produced by :mod:`mock_server.oas`)."""
 
     def __init__(self, schema: dict[str, Any]) -> None:
-        Draft7Validator.check_schema(schema)
         self.schema = schema
-        self._validator = Draft7Validator(schema)
+        try:
+            compiled = jsonschema_rs.Draft7Validator(schema, validate_formats=False)
+        except jsonschema_rs.ValidationError:
+            # Not a valid schema: let jsonschema raise its own SchemaError, as it always did.
+            self._check_with_jsonschema(schema)
+            compiled = None
+        self._fast = compiled if compiled is not None and fast_path_agrees(schema) else None
+        self._detailed: Draft7Validator | None = None
 
     def is_valid(self, instance: JSON) -> bool:
-        return bool(self._validator.is_valid(instance))
+        return self._fast_accepts(instance) or bool(self._jsonschema().is_valid(instance))
 
     def violations(self, instance: JSON) -> list[Violation]:
         """Every way ``instance`` breaks the schema, ordered by field."""
+        if self._fast_accepts(instance):
+            return []
         found: dict[tuple[tuple[str | int, ...], str], Violation] = {}
-        for error in self._validator.iter_errors(instance):
+        for error in self._jsonschema().iter_errors(instance):
             for violation in _violations_of(error):
                 found.setdefault((violation.path, violation.message), violation)
         return sorted(found.values(), key=lambda v: ([str(p) for p in v.path], v.message))
+
+    def _fast_accepts(self, instance: JSON) -> bool:
+        if self._fast is None:
+            return False
+        try:
+            return bool(self._fast.is_valid(instance))
+        except Exception:
+            # What the compiled validator cannot take (a lone surrogate in a string, say) is
+            # left to jsonschema: the fast path only ever saves work, it never decides a "no".
+            return False
+
+    def _jsonschema(self) -> Draft7Validator:
+        if self._detailed is None:
+            from jsonschema import Draft7Validator
+
+            self._detailed = Draft7Validator(self.schema)
+        return self._detailed
+
+    @staticmethod
+    def _check_with_jsonschema(schema: dict[str, Any]) -> None:
+        from jsonschema import Draft7Validator
+
+        Draft7Validator.check_schema(schema)
+
+
+def fast_path_agrees(schema: JSON) -> bool:
+    """Whether the compiled validator may be trusted to accept bodies for ``schema``."""
+    if isinstance(schema, bool):
+        return True
+    if not isinstance(schema, Mapping) or not set(schema) <= _FAST_KEYWORDS:
+        return False
+    multiple = schema.get("multipleOf")
+    if multiple is not None and not (isinstance(multiple, int) and not isinstance(multiple, bool)):
+        return False
+    subschemas: list[JSON] = []
+    for key in _SCHEMA_MAPS:
+        if isinstance(schema.get(key), Mapping):
+            subschemas.extend(schema[key].values())
+    for key in _SCHEMA_LISTS:
+        if isinstance(schema.get(key), list):
+            subschemas.extend(schema[key])
+    for key in _SCHEMA_VALUED:
+        if key in schema:
+            subschemas.append(schema[key])
+    return all(fast_path_agrees(sub) for sub in subschemas)
 
 
 def detail_lines(violations: Sequence[Violation]) -> list[str]:

@@ -1,3 +1,4 @@
+import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -42,3 +43,13 @@ async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``long`` (the soak) run only with ``AIMLAPI_MOCK_LONG_TESTS=1``."""
+    if os.environ.get("AIMLAPI_MOCK_LONG_TESTS") == "1":
+        return
+    long = [item for item in items if item.get_closest_marker("long")]
+    if long:
+        config.hook.pytest_deselected(items=long)
+        items[:] = [item for item in items if not item.get_closest_marker("long")]

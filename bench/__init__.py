@@ -1,0 +1,1 @@
+"""Benchmarks of the fake: ``python -m bench`` runs it beside a bare Starlette floor."""
