@@ -1,6 +1,6 @@
 """How fast the pytest fixtures' fake is ready and reset (targets: ready <= 0.3 s, reset <= 1 ms).
 
-Run: python benchmarks/fixture_timing.py. Reports, asserts nothing: timings depend on the machine.
+Run: python bench/fixture_timing.py. Reports, asserts nothing: timings depend on the machine.
 """
 
 from __future__ import annotations
