@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
 
 from mock_server.types import ImageSpec
 
-__all__ = ["ImageCache", "render_placeholder"]
+__all__ = ["ImageCache", "render_placeholder", "reuse_image_buffers"]
 
 # The picture is drawn as palette indices into an "L" image, which becomes a "P" image at the
 # end: flat palette images encode many times faster than RGB, which keeps a 2048x2048 PNG fast.
@@ -325,6 +325,12 @@ def _png_info(spec: ImageSpec) -> PngImagePlugin.PngInfo:
             # iTXt holds UTF-8; a lone surrogate (legal in a JSON string) becomes "?".
             info.add_itxt(key, value.encode("utf-8", "replace"))
     return info
+
+
+def reuse_image_buffers(count: int) -> None:
+    """Let Pillow keep ``count`` freed image buffers for the next render instead of unmapping
+    them: a 2048x2048 canvas is 4 MiB of fresh pages otherwise (see :mod:`mock_server.memory`)."""
+    Image.core.set_blocks_max(count)  # type: ignore[attr-defined]
 
 
 class ImageCache:

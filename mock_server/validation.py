@@ -68,7 +68,8 @@ class SchemaValidator:
         if self._fast_accepts(instance):
             return []
         found: dict[tuple[tuple[str | int, ...], str], Violation] = {}
-        for error in self._jsonschema().iter_errors(instance):
+        errors = self._compiled_errors(instance)
+        for error in errors if errors is not None else self._jsonschema().iter_errors(instance):
             for violation in _violations_of(error):
                 found.setdefault((violation.path, violation.message), violation)
         return sorted(found.values(), key=lambda v: ([str(p) for p in v.path], v.message))
@@ -83,6 +84,23 @@ class SchemaValidator:
             # left to jsonschema: the fast path only ever saves work, it never decides a "no".
             return False
 
+    def _compiled_errors(self, instance: JSON) -> list[_CompiledError] | None:
+        """The compiled validator's errors in jsonschema's shape, or None to ask jsonschema.
+
+        jsonschema spends tens of microseconds walking an invalid body; jsonschema-rs finds the
+        same errors in a few. Only keywords whose sentences are built from the schema and the
+        value alone are taken from it; any other (``not``, a false schema, ...) words its own
+        message, so then jsonschema explains the whole body, as it always did.
+        """
+        if self._fast is None:
+            return None
+        try:
+            found = [_CompiledError.of(error, self.schema, instance) for error in
+                     self._fast.iter_errors(instance)]  # fmt: skip
+        except (_Unexplained, ValueError, KeyError, IndexError, TypeError):
+            return None
+        return found
+
     def _jsonschema(self) -> Draft7Validator:
         if self._detailed is None:
             from jsonschema import Draft7Validator
@@ -95,6 +113,71 @@ class SchemaValidator:
         from jsonschema import Draft7Validator
 
         Draft7Validator.check_schema(schema)
+
+
+class _Unexplained(Exception):
+    """A compiled-validator error the zod wording cannot be built from."""
+
+
+_COMPILED_KEYWORDS = frozenset(
+    {
+        "required", "type", "enum", "const", "minimum", "exclusiveMinimum", "maximum",
+        "exclusiveMaximum", "minLength", "maxLength", "minItems", "maxItems", "minProperties",
+        "maxProperties", "multipleOf", "additionalProperties", "anyOf", "oneOf",
+    }
+)  # fmt: skip
+
+
+class _CompiledError:
+    """A jsonschema-rs error with the attributes of ``jsonschema``'s ValidationError that
+    :func:`_violations_of` reads; paths, schema parts and the value come from the originals."""
+
+    validator: str
+    validator_value: Any
+    schema: Any
+    instance: Any
+    absolute_path: tuple[str | int, ...]
+    relative_path: tuple[str | int, ...]
+    schema_path: list[str | int]  # relative to the parent union, as jsonschema has it
+    context: list[_CompiledError]
+    message = ""  # read only for keywords outside _COMPILED_KEYWORDS, never made into this
+
+    @classmethod
+    def of(
+        cls,
+        error: Any,
+        root_schema: JSON,
+        root_instance: JSON,
+        parent_paths: tuple[int, int] = (0, 0),
+    ) -> _CompiledError:
+        keyword = error.kind.name
+        schema_path = list(error.schema_path)
+        if keyword not in _COMPILED_KEYWORDS or not schema_path or schema_path[-1] != keyword:
+            raise _Unexplained(keyword)
+        instance_path = tuple(error.instance_path)
+        made = cls()
+        made.validator = keyword
+        made.validator_value = _walk(root_schema, schema_path)
+        made.schema = _walk(root_schema, schema_path[:-1])
+        made.instance = _walk(root_instance, instance_path)
+        made.absolute_path = instance_path
+        made.schema_path = schema_path[parent_paths[0] :]
+        made.relative_path = instance_path[parent_paths[1] :]
+        made.context = []
+        if keyword in ("anyOf", "oneOf"):
+            inner = (len(schema_path), len(instance_path))
+            made.context = [
+                cls.of(sub, root_schema, root_instance, inner)
+                for branch in error.kind.context
+                for sub in branch
+            ]
+        return made
+
+
+def _walk(node: Any, path: Sequence[str | int]) -> Any:
+    for step in path:
+        node = node[step]
+    return node
 
 
 def fast_path_agrees(schema: JSON) -> bool:
@@ -160,7 +243,7 @@ def summarise(value: JSON) -> JSON:
     return value
 
 
-def _violations_of(error: ValidationError) -> Iterable[Violation]:
+def _violations_of(error: ValidationError | _CompiledError) -> Iterable[Violation]:
     keyword = str(error.validator)
     path = tuple(error.absolute_path)
     expected: Any = error.validator_value
@@ -224,7 +307,9 @@ _BOUNDS: dict[str, tuple[str, str]] = {
 }
 
 
-def _union_violations(error: ValidationError, violation: Any) -> Iterable[Violation]:
+def _union_violations(
+    error: ValidationError | _CompiledError, violation: Any
+) -> Iterable[Violation]:
     """Explain a failed ``anyOf``/``oneOf`` through the branch the value was meant for.
 
     zod itself says only "Invalid input"; naming the real problem (``width`` not a multiple
@@ -233,7 +318,7 @@ def _union_violations(error: ValidationError, violation: Any) -> Iterable[Violat
     if str(error.validator) == "oneOf" and not error.context:
         yield violation("invalid_union", "Invalid input: matches more than one allowed schema")
         return
-    branches: dict[int, list[ValidationError]] = {}
+    branches: dict[int, list[Any]] = {}
     for sub in error.context or []:
         branches.setdefault(int(sub.schema_path[0]), []).append(sub)
     type_matched = [
