@@ -7,7 +7,6 @@ these routes are on), and the interceptor neither journals nor faults these requ
 from __future__ import annotations
 
 import json
-import uuid
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -16,6 +15,7 @@ from starlette.routing import Route
 from .config import Settings
 from .errors import ApiError, ConfigError
 from .faults import FaultPlan, rule_text
+from .ids import new_request_id
 from .interceptor import ADMIN_PREFIX, RenderError
 from .journal import Journal
 from .specs import SpecSet
@@ -38,7 +38,7 @@ def admin_routes(
             )
 
     def error(request: Request, status: int, message: str) -> Response:
-        return render_error(ApiError(status, message), request.url.path, str(uuid.uuid4()))
+        return render_error(ApiError(status, message), request.url.path, new_request_id())
 
     async def list_requests(request: Request) -> Response:
         model = request.query_params.get("model")

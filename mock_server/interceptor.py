@@ -8,7 +8,6 @@ the journal still shows what was wrong with the request.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
@@ -19,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import ApiError, ConfigError
 from .faults import Fault, FaultPlan
+from .ids import new_request_id
 from .journal import Journal, JournalEntry
 from .service import ImageService
 from .synthesis import MEGAPIXEL, image_request
@@ -74,7 +74,7 @@ class Interceptor:
             fault = Fault.from_prefer(prefer) if prefer is not None else None
         except ConfigError as problem:
             error = ApiError(400, f"Prefer header: {problem}")
-            await self.render_error(error, scope["path"], str(uuid.uuid4()))(scope, receive, send)
+            await self.render_error(error, scope["path"], new_request_id())(scope, receive, send)
             return
         if generation and self.plan.has_rules and (fault is None or fault.only_delays):
             fault = self._scripted(fault, entry)
@@ -98,7 +98,7 @@ class Interceptor:
                 entry.replaced_answer(_body_of(held))
                 held.clear()
                 forced = ApiError(fault.status, headers=fault.headers)
-                await self.render_error(forced, scope["path"], str(uuid.uuid4()))(
+                await self.render_error(forced, scope["path"], new_request_id())(
                     scope, receive, hold
                 )
         if latency and 200 <= _status_of(held) < 300:
