@@ -3,6 +3,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -88,6 +89,7 @@ def test_options_override_the_environment() -> None:
 
 
 def test_settings_survive_the_trip_through_the_environment() -> None:
+    # Worker processes get their settings only this way, so every field must make the trip.
     settings = Settings(
         specs=("a", "b"),
         auth="keys",
@@ -99,7 +101,17 @@ def test_settings_survive_the_trip_through_the_environment() -> None:
         max_body_bytes=10,
         image_cache_bytes=0,
         host="::1",
+        admin=False,
+        journal_size=5,
+        faults=("code=503, times=2", "code=429"),
+        latency="fixed=0.1",
+        deviations=("status-201", "usd-spent"),
     )
+    defaults = Settings()
+    untried = [
+        f.name for f in fields(Settings) if getattr(settings, f.name) == getattr(defaults, f.name)
+    ]
+    assert untried == [], "give these fields a non-default value above"
     assert Settings.from_env(settings.to_env()) == settings
 
 
