@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Hashable
 
 from starlette.requests import Request
+from starlette.types import Scope
 
 _MAX_ENTRIES = 1024
 _cache: dict[Hashable, tuple[str, str]] = {}
 
 
-def url_parts(request: Request) -> tuple[str, str]:
-    """``(request.url.path, str(request.base_url))``."""
-    scope = request.scope
+def url_parts(scope: Scope) -> tuple[str, str]:
+    """``(request.url.path, str(request.base_url))`` for the request of ``scope``."""
     host = None
     for name, value in scope["headers"]:
         if name == b"host":
@@ -34,6 +34,7 @@ def url_parts(request: Request) -> tuple[str, str]:
     )
     parts = _cache.get(key)
     if parts is None:
+        request = Request(scope)
         parts = (request.url.path, str(request.base_url))
         if len(_cache) >= _MAX_ENTRIES:
             _cache.clear()  # a client sending ever new Host headers only costs the cache

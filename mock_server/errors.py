@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -77,8 +78,22 @@ def error_envelope(
         "path": path,
         "requestId": request_id,
         "statusCode": status,
-        "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "timestamp": _now(),
     }
     if violations:
         body["violations"] = [violation.as_json() for violation in violations]
     return body
+
+
+def _now() -> str:
+    """The time as the API writes it, ``2026-11-21T07:52:03.123Z``; the seconds part is made
+    once a second, not for every error."""
+    now = time.time()
+    seconds = int(now)
+    if _this_second[0] != seconds:
+        stamp = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _this_second[:] = [seconds, stamp]
+    return f"{_this_second[1]}.{int((now - seconds) * 1000):03d}Z"
+
+
+_this_second: list[int | str] = [-1, ""]

@@ -1,7 +1,9 @@
 """The journal: every request the fake received and what it answered, with assertion helpers.
 
 Recording is cheap on purpose (an append of raw bytes); decoding the body, the headers and the
-answer happens when a test looks at an entry.
+answer happens when a test looks at an entry. Headers are kept packed into one bytes object: a
+server keeping a thousand requests' header lists (a list, a tuple per header) runs measurably
+slower, as each new request's objects land among the old ones.
 """
 
 from __future__ import annotations
@@ -14,13 +16,15 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
-from functools import cached_property
+from itertools import chain
 
 from .types import JSON, Violation
 
 __all__ = ["Journal", "JournalAssertionError", "JournalEntry"]
 
 REDACTED = "<redacted>"
+Headers = bytes | list[tuple[bytes, bytes]]
+"""ASGI header pairs, or :func:`_pack`'s bytes for them."""
 _MISSING = object()
 
 
@@ -35,6 +39,25 @@ class JournalEntry:
     connection before any answer. ``fault`` names the fault injected into the answer, if any;
     ``error`` is an exception raised inside the fake while serving the request.
     """
+
+    __slots__ = (
+        "_body",
+        "_headers",
+        "_own_answer",
+        "_raw_headers",
+        "_raw_query",
+        "_response_chunks",
+        "_response_headers",
+        "duration",
+        "error",
+        "fault",
+        "is_generation",
+        "method",
+        "path",
+        "raw_body",
+        "received_at",
+        "status",
+    )
 
     def __init__(
         self,
@@ -56,21 +79,34 @@ class JournalEntry:
         self.error: BaseException | None = None
         self.duration: float | None = None
         """Seconds from receiving the request to handing over the last byte of the answer."""
-        self._raw_headers = raw_headers
-        self._response_headers: list[tuple[bytes, bytes]] = []
+        self._raw_headers = _pack(raw_headers)
+        self._response_headers: Headers = b""
         self._response_chunks: list[bytes] = []
         self._own_answer: bytes | None = None
+        self._headers: dict[str, str] | None = None
+        self._body: JSON = _MISSING
 
     # Written by the fake while it answers -------------------------------------------------
 
     def response_started(self, status: int, headers: Iterable[tuple[bytes, bytes]]) -> bool:
         """Note the status; returns whether the body is worth keeping (JSON, not images)."""
         self.status = status
-        self._response_headers = headers = list(headers)
+        headers = list(headers)
+        self._response_headers = _pack(headers)
         for name, value in headers:
             if name == b"content-type":
                 return b"json" in value
         return False
+
+    def answered(
+        self, status: int, headers: list[tuple[bytes, bytes]], body: bytes, *, is_json: bool
+    ) -> None:
+        """Note a whole answer at once (what :meth:`response_started` and
+        :meth:`response_chunk` note); ``is_json`` says whether the body is worth keeping."""
+        self.status = status
+        self._response_headers = _pack(headers)
+        if is_json:
+            self._response_chunks.append(body)
 
     def response_chunk(self, chunk: bytes) -> None:
         self._response_chunks.append(chunk)
@@ -95,11 +131,16 @@ class JournalEntry:
         """When the request arrived (UTC)."""
         return datetime.fromtimestamp(self.received_at, UTC)
 
-    @cached_property
+    @property
     def headers(self) -> dict[str, str]:
         """Request headers, names in lower case; the ``Authorization`` value is redacted."""
+        if self._headers is None:
+            self._headers = self._decoded_headers()
+        return self._headers
+
+    def _decoded_headers(self) -> dict[str, str]:
         headers: dict[str, str] = {}
-        for raw_name, raw_value in self._raw_headers:
+        for raw_name, raw_value in _unpack(self._raw_headers):
             name = raw_name.decode("latin-1").lower()
             value = raw_value.decode("latin-1")
             if name == "authorization":
@@ -108,10 +149,12 @@ class JournalEntry:
             headers[name] = f"{headers[name]}, {value}" if name in headers else value
         return headers
 
-    @cached_property
+    @property
     def body(self) -> JSON:
         """The request body decoded as JSON; None when empty, the text when not JSON."""
-        return _decode(self.raw_body)
+        if self._body is _MISSING:
+            self._body = _decode(self.raw_body)
+        return self._body
 
     @property
     def model(self) -> str | None:
@@ -121,7 +164,9 @@ class JournalEntry:
 
     @property
     def response_headers(self) -> dict[str, str]:
-        return {n.decode("latin-1"): v.decode("latin-1") for n, v in self._response_headers}
+        return {
+            n.decode("latin-1"): v.decode("latin-1") for n, v in _unpack(self._response_headers)
+        }
 
     @property
     def request_id(self) -> str | None:
@@ -385,3 +430,20 @@ def _listing(entries: list[JournalEntry]) -> str:
 
 def _also_received(entries: list[JournalEntry]) -> str:
     return f", only{_listing(entries)}" if entries else ""
+
+
+def _pack(headers: list[tuple[bytes, bytes]]) -> Headers:
+    """``headers`` as one bytes object: names and values joined by newlines.
+
+    HTTP allows no newline in a header, so this is exact for anything a server hands over;
+    headers that hold one anyway (a hand-made ASGI scope) are kept as they are.
+    """
+    packed = b"\n".join(chain.from_iterable(headers))
+    return packed if packed.count(b"\n") == 2 * len(headers) - 1 else list(headers)
+
+
+def _unpack(headers: Headers) -> Iterator[tuple[bytes, bytes]]:
+    if isinstance(headers, list):
+        return iter(headers)
+    parts = headers.split(b"\n")
+    return zip(parts[::2], parts[1::2], strict=True)

@@ -47,7 +47,7 @@ def parse_json_body(raw: bytes) -> JSON:
             400, f"Body is not valid UTF-8: {error.reason} at byte {error.start}"
         ) from None
     text = text.removeprefix("\ufeff")
-    if not text.strip():
+    if not text or text.isspace():
         raise ApiError(400, "Body is empty, expected a JSON object")
     try:
         if text.startswith("\ufeff"):  # a second BOM: json.loads has its own message for it
@@ -67,7 +67,8 @@ def parse_json_body(raw: bytes) -> JSON:
         ) from None
     except ValueError as error:  # from the hooks below, or int() refusing a huge literal
         raise ApiError(400, f"Body is not valid JSON: {error}") from None
-    if _depth_exceeds(value, MAX_NESTING):
+    # Each level of nesting opens with a bracket; too few brackets in the text cannot nest deeply.
+    if raw.count(b"{") + raw.count(b"[") > MAX_NESTING and _depth_exceeds(value, MAX_NESTING):
         raise ApiError(400, f"Body is nested too deeply (more than {MAX_NESTING} levels)")
     return value
 

@@ -15,23 +15,23 @@ from anyio import CapacityLimiter, to_thread
 from .config import Settings
 from .errors import ApiError
 from .images import ImageCache, render_placeholder
-from .links import decode_image_token, encode_image_token
+from .links import decode_image_token, encode_image_tokens
 from .memory import then_trim
 from .specs import SpecSet
-from .synthesis import credits_used, image_request, success_body, success_body_is_plain
+from .synthesis import RequestReader, credits_used, success_body_is_plain, success_json
 from .types import IMAGE_MEDIA_TYPES, JSON, ImageRequest, Operation, Violation
 from .validation import SchemaValidator, detail_lines, show, summarise, zod_type
 
 IMAGE_ROUTE = "/files"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Generation:
-    """A successful generation: what was asked for and the body to send."""
+    """A successful generation: what was asked for and the body to send (JSON text)."""
 
     operation: Operation
     request: ImageRequest
-    body: JSON
+    content: bytes
     urls: list[str]
 
 
@@ -44,6 +44,7 @@ class ImageService:
         self.cache = ImageCache(settings.image_cache_bytes)
         self._secret = settings.url_secret.encode("utf-8")
         self._validators: dict[int, SchemaValidator] = {}
+        self._readers = {id(operation): RequestReader(operation) for operation in spec_set}
         by_schema: dict[int, SchemaValidator] = {}
         for operation in spec_set:
             # Operations listing several models share one schema object; compile it once.
@@ -127,19 +128,20 @@ class ImageService:
         if violations:
             raise _invalid(violations)
         assert isinstance(body, Mapping)
-        request = image_request(operation, body, self._pick_seed)
+        request = self._readers[id(operation)].read(body, self._pick_seed)
         base = (self.settings.public_base_url or base_url).rstrip("/")
         try:
-            tokens = [encode_image_token(spec, self._secret) for spec in request.images()]
+            tokens = encode_image_tokens(request, self._secret)
         except ValueError as error:
             # Only reachable with a spec that allows sizes or seeds the fake cannot draw.
             problem = Violation((), "custom", f"The fake cannot render this image: {error}")
             raise _invalid([problem]) from None
-        urls = [f"{base}{IMAGE_ROUTE}/{token}.{request.format}" for token in tokens]
+        folder, extension = f"{base}{IMAGE_ROUTE}/", f".{request.format}"
+        urls = [folder + token + extension for token in tokens]
         # Synthesising adds nothing for most specs; knowing that saves microseconds per request.
         schema = None if id(operation) in self._plain_success else operation.success_schema
-        body_out = success_body(schema, urls, credits_used(operation, request))
-        return Generation(operation, request, body_out, urls)
+        content = success_json(schema, urls, credits_used(operation, request))
+        return Generation(operation, request, content, urls)
 
     async def image(self, name: str) -> tuple[bytes, str] | None:
         """The bytes and media type of the image behind ``<token>.<format>``; None if unknown."""

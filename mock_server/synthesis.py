@@ -40,18 +40,57 @@ def image_request(
     the schema does not declare (``num_images`` sent to flux-2-max) is ignored, as the real API
     does with undeclared fields.
     """
-    properties = operation.request_schema.get("properties", {})
-    width, height = _size(body.get("image_size"), properties.get("image_size"))
-    seed = body.get("seed")
-    return ImageRequest(
-        model=operation.model,
-        prompt=str(body.get("prompt", "")),
-        width=width,
-        height=height,
-        format=_format(body.get("output_format"), properties.get("output_format")),
-        seed=int(seed) if isinstance(seed, int | float) and _is_number(seed) else pick_seed(),
-        count=_count(body.get("num_images"), properties.get("num_images")),
-    )
+    return RequestReader(operation).read(body, pick_seed)
+
+
+class RequestReader:
+    """:func:`image_request` for one operation, with the schema's defaults looked up once."""
+
+    def __init__(self, operation: Operation) -> None:
+        properties = operation.request_schema.get("properties", {})
+        size_schema = properties.get("image_size") or {}
+        format_schema = properties.get("output_format") or {}
+        count_schema = properties.get("num_images")
+        self.model = operation.model
+        self.default_size = size_schema.get("default")
+        defaults = _find_object_defaults(size_schema)
+        self.default_width = defaults.get("width", FALLBACK_SIZE[0])
+        self.default_height = defaults.get("height", FALLBACK_SIZE[1])
+        self.default_format = format_schema.get("default")
+        self.counts = count_schema is not None
+        self.default_count = count_schema.get("default", 1) if count_schema is not None else 1
+
+    def read(self, body: Mapping[str, Any], pick_seed: Callable[[], int]) -> ImageRequest:
+        """See :func:`image_request`."""
+        width, height = self._size(body.get("image_size"))
+        image_format = body.get("output_format")
+        if image_format is None:
+            image_format = self.default_format
+        count = body.get("num_images") if self.counts else 1
+        if count is None:
+            count = self.default_count
+        seed = body.get("seed")
+        return ImageRequest(
+            model=self.model,
+            prompt=str(body.get("prompt", "")),
+            width=width,
+            height=height,
+            format=FORMAT_ALIASES.get(str(image_format).lower(), "png") if image_format else "png",
+            seed=int(seed) if isinstance(seed, int | float) and _is_number(seed) else pick_seed(),
+            count=min(MAX_IMAGES, max(1, math.floor(count))) if _is_number(count) else 1,
+        )
+
+    def _size(self, value: Any) -> tuple[int, int]:
+        if value is None:
+            value = self.default_size
+        if isinstance(value, str):
+            return PRESET_SIZES.get(value, FALLBACK_SIZE)
+        if isinstance(value, Mapping):
+            width = value.get("width", self.default_width)
+            height = value.get("height", self.default_height)
+            if _is_number(width) and _is_number(height):
+                return int(width), int(height)
+        return FALLBACK_SIZE
 
 
 def credits_used(operation: Operation, request: ImageRequest) -> int:
@@ -78,6 +117,34 @@ def success_body(schema: Mapping[str, Any] | None, urls: list[str], credits: int
     if schema is None:
         return known
     return synthesise(schema, known)
+
+
+def success_json(schema: Mapping[str, Any] | None, urls: list[str], credits: int) -> bytes:
+    """:func:`success_body` as compact UTF-8 JSON, as :func:`encode_json` writes it."""
+    if schema is not None:
+        return encode_json(success_body(schema, urls, credits))
+    # The same text, made directly: encoding the dict costs more than the rest of a request.
+    quote = _quote_json_string
+    items = ",".join([f'{{"url":{quote(url)},"b64_json":null}}' for url in urls])
+    text = f'{{"data":[{items}],"meta":{{"usage":{{"credits_used":{credits:d}}}}}}}'
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate in a configured base URL
+        return encode_json(success_body(None, urls, credits))
+
+
+def encode_json(value: JSON) -> bytes:
+    """``value`` as compact JSON in UTF-8 (non-ASCII as is; ASCII escapes if it cannot be UTF-8,
+    as with a lone surrogate, legal in JSON text, echoed from a request)."""
+    try:
+        return _encode_json(value).encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(value, separators=(",", ":")).encode("ascii")
+
+
+# json.dumps(value, ensure_ascii=False, separators=(",", ":")) without a new encoder each call.
+_encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_quote_json_string = json.encoder.encode_basestring  # how that encoder writes a string
 
 
 def success_body_is_plain(schema: Mapping[str, Any] | None) -> bool:
@@ -178,37 +245,6 @@ def _branch_for(branches: list[Mapping[str, Any]], known: JSON) -> Mapping[str, 
     return branches[0] if branches else None
 
 
-def _size(value: Any, schema: Mapping[str, Any] | None) -> tuple[int, int]:
-    schema = schema or {}
-    if value is None:
-        value = schema.get("default")
-    if isinstance(value, str):
-        return PRESET_SIZES.get(value, FALLBACK_SIZE)
-    defaults = _object_defaults(schema)
-    if isinstance(value, Mapping):
-        width = value.get("width", defaults.get("width", FALLBACK_SIZE[0]))
-        height = value.get("height", defaults.get("height", FALLBACK_SIZE[1]))
-        if _is_number(width) and _is_number(height):
-            return int(width), int(height)
-    return FALLBACK_SIZE
-
-
-def _object_defaults(schema: Mapping[str, Any]) -> dict[str, Any]:
-    # Read for every request, so kept per schema (a handful per loaded spec).
-    cached = _defaults_cache.get(id(schema))
-    if cached is not None and cached[0] is schema:
-        return cached[1]
-    if len(_defaults_cache) >= _DEFAULTS_CACHE_SIZE:
-        _defaults_cache.clear()
-    defaults = _find_object_defaults(schema)
-    _defaults_cache[id(schema)] = (schema, defaults)
-    return defaults
-
-
-_DEFAULTS_CACHE_SIZE = 256
-_defaults_cache: dict[int, tuple[Mapping[str, Any], dict[str, Any]]] = {}
-
-
 def _find_object_defaults(schema: Mapping[str, Any]) -> dict[str, Any]:
     for branch in [schema, *schema.get("anyOf", []), *schema.get("oneOf", [])]:
         properties = branch.get("properties") if isinstance(branch, Mapping) else None
@@ -219,20 +255,6 @@ def _find_object_defaults(schema: Mapping[str, Any]) -> dict[str, Any]:
                 if isinstance(sub, Mapping) and "default" in sub
             }
     return {}
-
-
-def _format(value: Any, schema: Mapping[str, Any] | None) -> ImageFormat:
-    if value is None and schema:
-        value = schema.get("default")
-    return FORMAT_ALIASES.get(str(value).lower(), "png") if value is not None else "png"
-
-
-def _count(value: Any, schema: Mapping[str, Any] | None) -> int:
-    if schema is None:
-        return 1
-    if value is None:
-        value = schema.get("default", 1)
-    return min(MAX_IMAGES, max(1, math.floor(value))) if _is_number(value) else 1
 
 
 def _is_number(value: Any) -> bool:

@@ -1,6 +1,8 @@
 import io
 import json
+import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -45,7 +47,9 @@ def assert_envelope(response: httpx.Response, status: int, path: str) -> dict[st
     assert body["statusCode"] == status
     assert body["path"] == path
     assert body["requestId"]
-    assert body["timestamp"].endswith("Z")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", str(body["timestamp"]))
+    sent = datetime.fromisoformat(str(body["timestamp"]).replace("Z", "+00:00"))
+    assert abs((datetime.now(UTC) - sent).total_seconds()) < 5
     assert isinstance(body["message"], str) and body["message"]
     return body
 

@@ -28,7 +28,7 @@ from mock_server.errors import ApiError
 from mock_server.ids import new_request_id
 from mock_server.links import PROMPT_CHARS, _payload
 from mock_server.parsing import MAX_INTEGER_DIGITS, MAX_NESTING, parse_json_body
-from mock_server.synthesis import success_body, success_body_is_plain
+from mock_server.synthesis import encode_json, success_body, success_body_is_plain, success_json
 from mock_server.types import ImageSpec
 from mock_server.validation import SchemaValidator, fast_path_agrees
 from tests.conftest import SPECS
@@ -390,10 +390,18 @@ def test_url_parts_are_what_starlette_computes(
         expected = (Request(scope).url.path, str(Request(scope).base_url))
     except Exception as error:  # Starlette itself refuses some combinations
         with pytest.raises(type(error)):
-            url_parts(Request(scope))
+            url_parts(scope)
         return
-    assert url_parts(Request(scope)) == expected
-    assert url_parts(Request(scope)) == expected  # and again, from the cache
+    assert url_parts(scope) == expected
+    assert url_parts(scope) == expected  # and again, from the cache
+
+
+@settings(max_examples=EXAMPLES)
+@given(urls=st.lists(st.text(), max_size=5), credits=st.integers(0, 10**12))
+def test_plain_success_json_is_what_the_encoder_writes(urls: list[str], credits: int) -> None:
+    expected = encode_json(success_body(None, urls, credits))
+    assert success_json(None, urls, credits) == expected
+    assert json.loads(expected) == success_body(None, urls, credits)
 
 
 def test_request_ids_are_version_4_uuids() -> None:

@@ -4,9 +4,11 @@ from unittest.mock import ANY
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from starlette.applications import Starlette
 
-from mock_server.journal import Journal, JournalAssertionError
+from mock_server.journal import Journal, JournalAssertionError, JournalEntry, _unpack
 from tests.conftest import AUTH
 
 pytestmark = pytest.mark.anyio
@@ -153,3 +155,17 @@ async def test_clear_forgets_entries_and_errors(
     journal.errors.append(RuntimeError("x"))
     journal.clear()
     assert (len(journal), journal.errors) == (0, [])
+
+
+@given(
+    st.lists(
+        st.tuples(st.binary(max_size=12), st.binary(max_size=12))
+        | st.tuples(st.sampled_from([b"host", b"x-a"]), st.sampled_from([b"", b"a\nb", b"\n"])),
+        max_size=6,
+    )
+)
+def test_headers_are_kept_exactly(headers: list[tuple[bytes, bytes]]) -> None:
+    entry = JournalEntry("GET", "/", b"", headers, False)
+    entry.answered(200, headers, b"{}", is_json=True)
+    assert list(_unpack(entry._raw_headers)) == headers
+    assert list(_unpack(entry._response_headers)) == headers

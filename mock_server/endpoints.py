@@ -1,0 +1,186 @@
+"""The fake's API routes (generation and image download) as plain ASGI apps.
+
+Every request to these routes pays for this code, so it works on the ASGI scope directly rather
+than through Starlette's ``Request`` and ``Response``: at tens of thousands of requests a second
+those objects cost more than validating the body. Each route is split in two:
+
+- ``answer(scope, body)`` turns a request (its body already read) into an :class:`Answer`;
+- calling the route as an ASGI app reads the body, answers and sends.
+
+The interceptor uses ``answer`` to serve these routes without Starlette's router when no fault
+or deviation is in play (it already holds the body for the journal); otherwise Starlette routes
+the request here through ``__call__``. Both ways run the same code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.types import Receive, Scope, Send
+
+from .addresses import url_parts
+from .errors import ApiError, error_envelope
+from .ids import new_request_id
+from .parsing import check_content_type, parse_json_body
+from .service import IMAGE_ROUTE, ImageService
+from .synthesis import encode_json
+
+JSON_MEDIA_TYPE = b"application/json; charset=utf-8"
+IMMUTABLE = b"public, max-age=31536000, immutable"
+
+Body = bytes | ApiError
+"""A request body as read: its bytes, or the error reading it ran into (too large, ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A complete HTTP answer; ``headers`` are ASGI's lower-case byte pairs."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+    is_json: bool = True
+
+    async def send(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
+        await send({"type": "http.response.body", "body": self.body})
+
+
+def json_answer(
+    status: int, content: bytes, request_id: str, headers: dict[str, str] | None = None
+) -> Answer:
+    """An answer with the JSON text ``content``."""
+    raw_headers = [
+        (b"content-type", JSON_MEDIA_TYPE),
+        (b"content-length", str(len(content)).encode("ascii")),
+        (b"x-request-id", request_id.encode("ascii")),
+    ]
+    if headers:
+        raw_headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in
+                        headers.items()]  # fmt: skip
+    return Answer(status, raw_headers, content)
+
+
+def error_answer(error: ApiError, path: str, request_id: str) -> Answer:
+    """The error envelope for ``error``, as the real API sends it."""
+    body = error_envelope(error.status, error.message, path, request_id, error.violations)
+    return json_answer(error.status, encode_json(body), request_id, error.headers)
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int) -> Body | None:
+    """The request body, or the 400/413 that reading it ran into; None if the client left."""
+    read = await read_raw_body(scope, receive, limit)
+    return None if read is None else read[1] if read[1] is not None else read[0]
+
+
+async def read_raw_body(
+    scope: Scope, receive: Receive, limit: int
+) -> tuple[bytes, ApiError | None] | None:
+    """The body as received, and the 400/413 it earns; None if the client left first.
+
+    Reading stops once more than ``limit`` bytes have come (the body is then too large).
+    """
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunk: bytes = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        if not message.get("more_body", False) or size > limit:
+            break
+    raw = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    declared = header(scope, b"content-length")
+    if declared is not None:
+        text = declared.decode("latin-1").strip()
+        if not (text.isascii() and text.isdigit()):
+            return raw, ApiError(400, f"Content-Length header {text!r} is not a number")
+        if int(text) > limit:
+            return raw, ApiError(413, _too_large(int(text), limit))
+    if size > limit:
+        return raw, ApiError(413, _too_large(size, limit, at_least=message.get("more_body", False)))
+    return raw, None
+
+
+def header(scope: Scope, name: bytes) -> bytes | None:
+    """The first value of the request header ``name`` (lower case), or None."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return value  # type: ignore[no-any-return]
+    return None
+
+
+class Generation:
+    """``POST`` to a generation path: authorise, check the body, answer with image URLs."""
+
+    def __init__(self, service: ImageService) -> None:
+        self.service = service
+        self.body_limit = service.settings.max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = await read_body(scope, receive, self.body_limit)
+        if body is not None:
+            await (await self.answer(scope, body)).send(send)
+
+    async def answer(self, scope: Scope, body: Body) -> Answer:
+        request_id = new_request_id()
+        path, base_url = url_parts(scope)
+        authorization = content_type = None
+        for key, value in scope["headers"]:
+            if key == b"authorization" and authorization is None:
+                authorization = value.decode("latin-1")
+            elif key == b"content-type" and content_type is None:
+                content_type = value.decode("latin-1")
+        service = self.service
+        try:
+            # The order of the checks is the real API's: 401, then 415, then 413, then 400.
+            service.authorize(authorization)
+            check_content_type(content_type)
+            if isinstance(body, ApiError):
+                raise body
+            generation = service.generate(scope["method"], path, parse_json_body(body), base_url)
+        except ApiError as error:
+            return error_answer(error, path, request_id)
+        return json_answer(generation.operation.success_status, generation.content, request_id)
+
+
+class Image:
+    """``GET {IMAGE_ROUTE}/<token>.<format>``: the placeholder image a generation linked to."""
+
+    def __init__(self, service: ImageService) -> None:
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await (await self.answer(scope, b"")).send(send)
+
+    async def answer(self, scope: Scope, body: Body) -> Answer:
+        name = scope["path"].rpartition("/")[2]
+        found = await self.service.image(name)
+        if found is None:
+            path = url_parts(scope)[0]
+            return error_answer(ApiError(404, f"Cannot GET {path}"), path, new_request_id())
+        data, media_type = found
+        headers = [
+            (b"content-type", media_type.encode("ascii")),
+            (b"content-length", str(len(data)).encode("ascii")),
+            (b"cache-control", IMMUTABLE),
+        ]
+        return Answer(200, headers, data, is_json=False)
+
+
+def image_name(path: str) -> str | None:
+    """The ``<token>.<format>`` part of an image URL's path, or None for any other path."""
+    if not path.startswith(IMAGE_PATH_PREFIX):
+        return None
+    name = path[len(IMAGE_PATH_PREFIX) :]
+    return name if name and "/" not in name else None
+
+
+IMAGE_PATH_PREFIX = IMAGE_ROUTE + "/"
+
+
+def _too_large(size: int, limit: int, *, at_least: bool = False) -> str:
+    amount = f"at least {size}" if at_least else str(size)
+    return f"Payload Too Large: body of {amount} bytes is over the limit of {limit} bytes"
