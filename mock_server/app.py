@@ -72,12 +72,12 @@ class FakeApp(Starlette):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         direct = self.direct
-        if direct is not None and scope["type"] == "http":
-            route = direct.route_for(scope)
-            if route is not None:
-                await direct(route, scope, receive, send)
-                return
-        await super().__call__(scope, receive, send)
+        if (
+            direct is None
+            or scope["type"] != "http"
+            or not await direct.serve(scope, receive, send)
+        ):
+            await super().__call__(scope, receive, send)
 
 
 def create_app_from_env() -> Starlette:

@@ -31,6 +31,15 @@ IMMUTABLE = b"public, max-age=31536000, immutable"
 Body = bytes | ApiError
 """A request body as read: its bytes, or the error reading it ran into (too large, ...)."""
 
+Headers = dict[bytes, bytes]
+"""Request headers by lower-case name; the first value of a repeated header, as Starlette's
+``request.headers[name]`` gives."""
+
+
+def request_headers(scope: Scope) -> Headers:
+    """The request headers of ``scope`` as :data:`Headers`."""
+    return dict(reversed(scope["headers"]))
+
 
 @dataclass(frozen=True, slots=True)
 class Answer:
@@ -67,14 +76,8 @@ def error_answer(error: ApiError, path: str, request_id: str) -> Answer:
     return json_answer(error.status, encode_json(body), request_id, error.headers)
 
 
-async def read_body(scope: Scope, receive: Receive, limit: int) -> Body | None:
-    """The request body, or the 400/413 that reading it ran into; None if the client left."""
-    read = await read_raw_body(scope, receive, limit)
-    return None if read is None else read[1] if read[1] is not None else read[0]
-
-
 async def read_raw_body(
-    scope: Scope, receive: Receive, limit: int
+    headers: Headers, receive: Receive, limit: int
 ) -> tuple[bytes, ApiError | None] | None:
     """The body as received, and the 400/413 it earns; None if the client left first.
 
@@ -92,7 +95,7 @@ async def read_raw_body(
         if not message.get("more_body", False) or size > limit:
             break
     raw = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-    declared = header(scope, b"content-length")
+    declared = headers.get(b"content-length")
     if declared is not None:
         text = declared.decode("latin-1").strip()
         if not (text.isascii() and text.isdigit()):
@@ -104,14 +107,6 @@ async def read_raw_body(
     return raw, None
 
 
-def header(scope: Scope, name: bytes) -> bytes | None:
-    """The first value of the request header ``name`` (lower case), or None."""
-    for key, value in scope["headers"]:
-        if key == name:
-            return value  # type: ignore[no-any-return]
-    return None
-
-
 class Generation:
     """``POST`` to a generation path: authorise, check the body, answer with image URLs."""
 
@@ -120,24 +115,22 @@ class Generation:
         self.body_limit = service.settings.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = await read_body(scope, receive, self.body_limit)
-        if body is not None:
-            await (await self.answer(scope, body)).send(send)
+        headers = request_headers(scope)
+        read = await read_raw_body(headers, receive, self.body_limit)
+        if read is not None:
+            raw, problem = read
+            answer = await self.answer(scope, headers, raw if problem is None else problem)
+            await answer.send(send)
 
-    async def answer(self, scope: Scope, body: Body) -> Answer:
+    async def answer(self, scope: Scope, headers: Headers, body: Body) -> Answer:
         request_id = new_request_id()
         path, base_url = url_parts(scope)
-        authorization = content_type = None
-        for key, value in scope["headers"]:
-            if key == b"authorization" and authorization is None:
-                authorization = value.decode("latin-1")
-            elif key == b"content-type" and content_type is None:
-                content_type = value.decode("latin-1")
+        authorization, content_type = headers.get(b"authorization"), headers.get(b"content-type")
         service = self.service
         try:
             # The order of the checks is the real API's: 401, then 415, then 413, then 400.
-            service.authorize(authorization)
-            check_content_type(content_type)
+            service.authorize(authorization.decode("latin-1") if authorization else None)
+            check_content_type(content_type.decode("latin-1") if content_type else None)
             if isinstance(body, ApiError):
                 raise body
             generation = service.generate(scope["method"], path, parse_json_body(body), base_url)
@@ -153,21 +146,21 @@ class Image:
         self.service = service
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await (await self.answer(scope, b"")).send(send)
+        await (await self.answer(scope, {}, b"")).send(send)
 
-    async def answer(self, scope: Scope, body: Body) -> Answer:
+    async def answer(self, scope: Scope, headers: Headers, body: Body) -> Answer:
         name = scope["path"].rpartition("/")[2]
         found = await self.service.image(name)
         if found is None:
             path = url_parts(scope)[0]
             return error_answer(ApiError(404, f"Cannot GET {path}"), path, new_request_id())
         data, media_type = found
-        headers = [
+        answer_headers = [
             (b"content-type", media_type.encode("ascii")),
             (b"content-length", str(len(data)).encode("ascii")),
             (b"cache-control", IMMUTABLE),
         ]
-        return Answer(200, headers, data, is_json=False)
+        return Answer(200, answer_headers, data, is_json=False)
 
 
 def image_name(path: str) -> str | None:

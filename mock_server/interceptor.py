@@ -9,6 +9,7 @@ Starlette, with a journal append as the only extra cost.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
@@ -170,13 +171,21 @@ class DirectRoutes:
         self.body_limit = service.settings.max_body_bytes
         self._operations = frozenset(service.spec_set.operations)
 
-    def route_for(self, scope: Scope) -> endpoints.Generation | endpoints.Image | None:
+    async def serve(self, scope: Scope, receive: Receive, send: Send) -> bool:
+        """Answer an HTTP request if it is for a direct route; False to leave it to Starlette."""
+        headers = endpoints.request_headers(scope)
+        route = self.route_for(scope, headers)
+        if route is None:
+            return False
+        await self._answer(route, scope, headers, receive, send)
+        return True
+
+    def route_for(
+        self, scope: Scope, headers: endpoints.Headers
+    ) -> endpoints.Generation | endpoints.Image | None:
         """The route to answer an HTTP request with, or None to leave it to Starlette."""
-        if scope.get("root_path"):
-            return None  # Starlette's router knows how to take it off the path
-        for name, _ in scope["headers"]:
-            if name == b"prefer":
-                return None
+        if b"prefer" in headers or scope.get("root_path"):
+            return None  # faults to inject; a root path for Starlette's router to take off
         method, path = scope["method"], scope["path"]
         if (method, path) in self._operations:
             return self.generation if self.plan.idle else None
@@ -184,51 +193,49 @@ class DirectRoutes:
             return self.image
         return None
 
-    async def __call__(
+    async def _answer(
         self,
         route: endpoints.Generation | endpoints.Image,
         scope: Scope,
+        headers: endpoints.Headers,
         receive: Receive,
         send: Send,
     ) -> None:
-        journal = self.journal
-        entry = None
+        received_at = time.time()
         generation = route is self.generation
-        if journal.limit:
-            entry = JournalEntry(
-                scope["method"],
-                scope["path"],
-                scope.get("query_string", b""),
-                scope["headers"],
-                generation,
-            )
-            journal.record(entry)
+        raw = b""
         try:
             body: endpoints.Body = b""  # image downloads are GETs: no body to wait for
             if generation:
-                read = await endpoints.read_raw_body(scope, receive, self.body_limit)
+                read = await endpoints.read_raw_body(headers, receive, self.body_limit)
                 if read is None:
                     return  # the client left before it had sent its request
                 raw, problem = read
                 body = raw if problem is None else problem
-                if entry is not None:
-                    entry.raw_body = raw
-            answer = await route.answer(scope, body)
+            answer = await route.answer(scope, headers, body)
         except Exception as error:
             # What Starlette's ServerErrorMiddleware does for the other routes.
             path = url_parts(scope)[0]
             answer = endpoints.error_answer(ApiError(500), path, new_request_id())
-            if entry is not None:
+            if self.journal.limit:
+                entry = JournalEntry(
+                    scope["method"], path, scope.get("query_string", b""), scope["headers"],
+                    generation,
+                )  # fmt: skip
+                entry.received_at, entry.raw_body = received_at, raw
+                self.journal.record(entry)
                 entry.response_started(answer.status, answer.headers)
-                _note_error(journal, scope, entry, error)
+                entry.response_chunk(answer.body)
+                _note_error(self.journal, scope, entry, error)
             await answer.send(send)
             raise
-        if entry is None:
-            await answer.send(send)
-            return
-        entry.answered(answer.status, answer.headers, answer.body, is_json=answer.is_json)
         await answer.send(send)
-        entry.finished()
+        self.journal.record_exchange(
+            received_at,
+            scope["headers"],
+            (scope["method"], scope["path"], scope.get("query_string", b""), generation, raw),
+            (answer.status, answer.headers, answer.body if answer.is_json else None),
+        )
 
 
 def _note_error(journal: Journal, scope: Scope, entry: JournalEntry, error: Exception) -> None:

@@ -1,9 +1,11 @@
 """The journal: every request the fake received and what it answered, with assertion helpers.
 
 Recording is cheap on purpose (an append of raw bytes); decoding the body, the headers and the
-answer happens when a test looks at an entry. Headers are kept packed into one bytes object: a
-server keeping a thousand requests' header lists (a list, a tuple per header) runs measurably
-slower, as each new request's objects land among the old ones.
+answer happens when a test looks at an entry. A request answered in one go (no fault injected)
+is recorded once answered, as a plain tuple that becomes a :class:`JournalEntry` when read.
+Headers are kept packed into one bytes object: a server keeping a thousand requests' header lists
+(a list, a tuple per header) runs measurably slower, as each new request's objects land among
+the old ones.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from itertools import chain
+from typing import Any
 
 from .types import JSON, Violation
 
@@ -25,6 +28,9 @@ __all__ = ["Journal", "JournalAssertionError", "JournalEntry"]
 REDACTED = "<redacted>"
 Headers = bytes | list[tuple[bytes, bytes]]
 """ASGI header pairs, or :func:`_pack`'s bytes for them."""
+Exchange = tuple[Any, ...]
+"""What :meth:`Journal.record_exchange` keeps: received_at, method, path, query, packed headers,
+is_generation, raw body, status, packed response headers, response body or None, finished_at."""
 _MISSING = object()
 
 
@@ -98,15 +104,24 @@ class JournalEntry:
                 return b"json" in value
         return False
 
-    def answered(
-        self, status: int, headers: list[tuple[bytes, bytes]], body: bytes, *, is_json: bool
-    ) -> None:
-        """Note a whole answer at once (what :meth:`response_started` and
-        :meth:`response_chunk` note); ``is_json`` says whether the body is worth keeping."""
-        self.status = status
-        self._response_headers = _pack(headers)
-        if is_json:
-            self._response_chunks.append(body)
+    @classmethod
+    def _of_exchange(cls, exchange: Exchange) -> JournalEntry:
+        """The entry for a request recorded by :meth:`Journal.record_exchange`."""
+        (received_at, method, path, query, headers, is_generation, raw_body) = exchange[:7]
+        (status, response_headers, response_body, finished_at) = exchange[7:]
+        entry = cls.__new__(cls)
+        entry.method, entry.path, entry._raw_query = method, path, query
+        entry.is_generation, entry.received_at, entry.raw_body = (
+            is_generation,
+            received_at,
+            raw_body,
+        )
+        entry.status, entry.fault, entry.error = status, None, None
+        entry.duration = finished_at - received_at
+        entry._raw_headers, entry._response_headers = headers, response_headers
+        entry._response_chunks = [] if response_body is None else [response_body]
+        entry._own_answer, entry._headers, entry._body = None, None, _MISSING
+        return entry
 
     def response_chunk(self, chunk: bytes) -> None:
         self._response_chunks.append(chunk)
@@ -241,7 +256,7 @@ class Journal:
 
     def __init__(self, limit: int = 1000) -> None:
         self.limit = limit
-        self._entries: deque[JournalEntry] = deque(maxlen=limit or 1)
+        self._entries: deque[JournalEntry | Exchange] = deque(maxlen=limit or 1)
         self._lock = threading.Lock()
         self.errors: list[BaseException] = []
 
@@ -254,6 +269,25 @@ class Journal:
             with self._lock:
                 self._entries.append(entry)
 
+    def record_exchange(
+        self,
+        received_at: float,
+        scope_headers: list[tuple[bytes, bytes]],
+        request: tuple[str, str, bytes, bool, bytes],
+        answer: tuple[int, list[tuple[bytes, bytes]], bytes | None],
+    ) -> None:
+        """Record a request answered in one go, once answered (cheaper than a JournalEntry).
+
+        ``request`` is method, path, query, whether it is a generation, and body; ``answer`` is
+        status, headers and the body (None when not worth keeping, such as an image).
+        """
+        if self.limit:
+            status, headers, body = answer
+            exchange = (received_at, *request[:3], _pack(scope_headers), *request[3:],
+                        status, _pack(headers), body, time.time())  # fmt: skip
+            with self._lock:
+                self._entries.append(exchange)
+
     def clear(self) -> None:
         """Forget every entry and error."""
         with self._lock:
@@ -264,7 +298,14 @@ class Journal:
     def entries(self) -> list[JournalEntry]:
         """A snapshot of every entry, oldest first."""
         with self._lock:
-            return list(self._entries)
+            entries = [
+                item if isinstance(item, JournalEntry) else JournalEntry._of_exchange(item)
+                for item in self._entries
+            ]
+            # Kept as entries from now on, so each request has one JournalEntry however often read.
+            self._entries.clear()
+            self._entries.extend(entries)
+            return entries
 
     def __len__(self) -> int:
         return len(self._entries)

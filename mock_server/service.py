@@ -7,7 +7,6 @@ import asyncio
 import hmac
 import os
 import random
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from anyio import CapacityLimiter, to_thread
@@ -127,7 +126,7 @@ class ImageService:
         violations = self.validator(operation).violations(body)
         if violations:
             raise _invalid(violations)
-        assert isinstance(body, Mapping)
+        assert isinstance(body, dict)  # select_operation made sure
         request = self._readers[id(operation)].read(body, self._pick_seed)
         base = (self.settings.public_base_url or base_url).rstrip("/")
         try:

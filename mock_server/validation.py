@@ -229,7 +229,8 @@ def show(value: JSON) -> str:
     if isinstance(value, str):
         text = value if len(value) <= _MAX_SHOWN_CHARS else value[:_MAX_SHOWN_CHARS] + "…"
         return "'" + text.replace("\n", "\\n") + "'"
-    text = json.dumps(value, ensure_ascii=False, default=str)
+    # An int is written as json.dumps writes it, without its machinery (most values shown are).
+    text = str(value) if type(value) is int else json.dumps(value, ensure_ascii=False, default=str)
     return text if len(text) <= _MAX_SHOWN_CHARS else text[:_MAX_SHOWN_CHARS] + "…"
 
 

@@ -13,6 +13,7 @@ import pytest
 from starlette.applications import Starlette
 
 from mock_server.app import FakeApp
+from mock_server.endpoints import request_headers
 from mock_server.journal import JournalEntry
 from tests.conftest import AUTH
 
@@ -104,6 +105,8 @@ async def test_direct_and_routed_answers_are_the_same(
     assert comparable(direct) == comparable(routed)
     assert journalled(direct_entry) == journalled(routed_entry)
     assert direct_entry is not routed_entry
+    assert app.state.journal[0] is direct_entry  # one entry per request, however often read
+    assert direct_entry.duration is not None and direct_entry.duration >= 0
 
 
 async def test_images_are_served_alike_both_ways(app: Starlette) -> None:
@@ -138,33 +141,35 @@ async def test_a_failure_inside_the_fake_is_a_500_both_ways(
     assert [entry.status for entry in app.state.journal] == [500, 500]
 
 
-def scope(path: str = GENERATIONS, method: str = "POST", **extra: Any) -> dict[str, Any]:
+def route_for(app: FakeApp, path: str = GENERATIONS, method: str = "POST", **extra: Any) -> object:
     headers = [(b"authorization", b"Bearer test-key"), *extra.pop("headers", [])]
-    return {"type": "http", "method": method, "path": path, "headers": headers, **extra}
+    scope = {"type": "http", "method": method, "path": path, "headers": headers, **extra}
+    assert app.direct is not None
+    return app.direct.route_for(scope, request_headers(scope))
 
 
 def test_which_requests_take_the_direct_path(make_app: Callable[..., Starlette]) -> None:
     app = make_app()
     assert isinstance(app, FakeApp) and app.direct is not None
     direct = app.direct
-    assert direct.route_for(scope()) is direct.generation
-    assert direct.route_for(scope("/images/generations")) is direct.generation
-    assert direct.route_for(scope("/files/abc.png", "GET")) is direct.image
+    assert route_for(app) is direct.generation
+    assert route_for(app, "/images/generations") is direct.generation
+    assert route_for(app, "/files/abc.png", "GET") is direct.image
     # Everything else goes through Starlette: other methods and paths, a Prefer header,
     # a root path to take off, the admin routes.
-    assert direct.route_for(scope(method="GET")) is None
-    assert direct.route_for(scope("/files/a/b.png", "GET")) is None
-    assert direct.route_for(scope("/files/", "GET")) is None
-    assert direct.route_for(scope("/v1/images/nope")) is None
-    assert direct.route_for(scope(headers=[(b"prefer", b"code=429")])) is None
-    assert direct.route_for(scope(root_path="/api")) is None
-    assert direct.route_for(scope("/__mock/requests", "GET")) is None
+    assert route_for(app, method="GET") is None
+    assert route_for(app, "/files/a/b.png", "GET") is None
+    assert route_for(app, "/files/", "GET") is None
+    assert route_for(app, "/v1/images/nope") is None
+    assert route_for(app, headers=[(b"prefer", b"code=429")]) is None
+    assert route_for(app, root_path="/api") is None
+    assert route_for(app, "/__mock/requests", "GET") is None
     # Fault rules and latency apply to generations, which then go the long way; images do not.
     app.state.faults.fail(503)
-    assert direct.route_for(scope()) is None
-    assert direct.route_for(scope("/files/abc.png", "GET")) is direct.image
+    assert route_for(app) is None
+    assert route_for(app, "/files/abc.png", "GET") is direct.image
     app.state.faults.reset()
-    assert direct.route_for(scope()) is direct.generation
+    assert route_for(app) is direct.generation
 
 
 def test_deviations_send_every_request_the_long_way(make_app: Callable[..., Starlette]) -> None:
