@@ -41,7 +41,7 @@ def request_headers(scope: Scope) -> Headers:
     return dict(reversed(scope["headers"]))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: that makes each answer slower to create
 class Answer:
     """A complete HTTP answer; ``headers`` are ASGI's lower-case byte pairs."""
 
@@ -119,10 +119,9 @@ class Generation:
         read = await read_raw_body(headers, receive, self.body_limit)
         if read is not None:
             raw, problem = read
-            answer = await self.answer(scope, headers, raw if problem is None else problem)
-            await answer.send(send)
+            await self.answer(scope, headers, raw if problem is None else problem).send(send)
 
-    async def answer(self, scope: Scope, headers: Headers, body: Body) -> Answer:
+    def answer(self, scope: Scope, headers: Headers, body: Body) -> Answer:
         request_id = new_request_id()
         path, base_url = url_parts(scope)
         authorization, content_type = headers.get(b"authorization"), headers.get(b"content-type")

@@ -177,7 +177,31 @@ class DirectRoutes:
         route = self.route_for(scope, headers)
         if route is None:
             return False
-        await self._answer(route, scope, headers, receive, send)
+        received_at = time.time()
+        generation = route is self.generation
+        raw = b""
+        try:
+            if generation:
+                read = await endpoints.read_raw_body(headers, receive, self.body_limit)
+                if read is None:
+                    return True  # the client left before it had sent its request
+                raw, problem = read
+                answer = self.generation.answer(scope, headers, raw if problem is None else problem)
+            else:  # image downloads are GETs: no body to wait for
+                answer = await self.image.answer(scope, headers, b"")
+        except Exception as error:
+            await self._failed(scope, send, error, received_at, generation, raw)
+            raise
+        await send(
+            {"type": "http.response.start", "status": answer.status, "headers": answer.headers}
+        )
+        await send({"type": "http.response.body", "body": answer.body})
+        self.journal.record_exchange(
+            received_at,
+            (scope["method"], scope["path"], scope.get("query_string", b""), scope["headers"],
+             generation, raw),
+            (answer.status, answer.headers, answer.body if answer.is_json else None),
+        )  # fmt: skip
         return True
 
     def route_for(
@@ -193,49 +217,32 @@ class DirectRoutes:
             return self.image
         return None
 
-    async def _answer(
+    async def _failed(
         self,
-        route: endpoints.Generation | endpoints.Image,
         scope: Scope,
-        headers: endpoints.Headers,
-        receive: Receive,
         send: Send,
+        error: Exception,
+        received_at: float,
+        generation: bool,
+        raw_body: bytes,
     ) -> None:
-        received_at = time.time()
-        generation = route is self.generation
-        raw = b""
-        try:
-            body: endpoints.Body = b""  # image downloads are GETs: no body to wait for
-            if generation:
-                read = await endpoints.read_raw_body(headers, receive, self.body_limit)
-                if read is None:
-                    return  # the client left before it had sent its request
-                raw, problem = read
-                body = raw if problem is None else problem
-            answer = await route.answer(scope, headers, body)
-        except Exception as error:
-            # What Starlette's ServerErrorMiddleware does for the other routes.
-            path = url_parts(scope)[0]
-            answer = endpoints.error_answer(ApiError(500), path, new_request_id())
-            if self.journal.limit:
-                entry = JournalEntry(
-                    scope["method"], path, scope.get("query_string", b""), scope["headers"],
-                    generation,
-                )  # fmt: skip
-                entry.received_at, entry.raw_body = received_at, raw
-                self.journal.record(entry)
-                entry.response_started(answer.status, answer.headers)
-                entry.response_chunk(answer.body)
-                _note_error(self.journal, scope, entry, error)
-            await answer.send(send)
-            raise
+        """Answer 500 and journal the error, as Starlette's ServerErrorMiddleware and
+        :class:`Interceptor` do for the other routes."""
+        answer = endpoints.error_answer(ApiError(500), url_parts(scope)[0], new_request_id())
+        if self.journal.limit:
+            entry = JournalEntry(
+                scope["method"],
+                scope["path"],
+                scope.get("query_string", b""),
+                scope["headers"],
+                generation,
+            )
+            entry.received_at, entry.raw_body = received_at, raw_body
+            self.journal.record(entry)
+            entry.response_started(answer.status, answer.headers)
+            entry.response_chunk(answer.body)
+            _note_error(self.journal, scope, entry, error)
         await answer.send(send)
-        self.journal.record_exchange(
-            received_at,
-            scope["headers"],
-            (scope["method"], scope["path"], scope.get("query_string", b""), generation, raw),
-            (answer.status, answer.headers, answer.body if answer.is_json else None),
-        )
 
 
 def _note_error(journal: Journal, scope: Scope, entry: JournalEntry, error: Exception) -> None:

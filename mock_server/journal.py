@@ -272,19 +272,19 @@ class Journal:
     def record_exchange(
         self,
         received_at: float,
-        scope_headers: list[tuple[bytes, bytes]],
-        request: tuple[str, str, bytes, bool, bytes],
+        request: tuple[str, str, bytes, list[tuple[bytes, bytes]], bool, bytes],
         answer: tuple[int, list[tuple[bytes, bytes]], bytes | None],
     ) -> None:
         """Record a request answered in one go, once answered (cheaper than a JournalEntry).
 
-        ``request`` is method, path, query, whether it is a generation, and body; ``answer`` is
-        status, headers and the body (None when not worth keeping, such as an image).
+        ``request`` is method, path, query, headers, whether it is a generation, and body;
+        ``answer`` is status, headers and body (None when not worth keeping, as for an image).
         """
         if self.limit:
-            status, headers, body = answer
-            exchange = (received_at, *request[:3], _pack(scope_headers), *request[3:],
-                        status, _pack(headers), body, time.time())  # fmt: skip
+            method, path, query, headers, is_generation, body = request
+            status, answer_headers, answer_body = answer
+            exchange = (received_at, method, path, query, _pack(headers), is_generation, body,
+                        status, _pack(answer_headers), answer_body, time.time())  # fmt: skip
             with self._lock:
                 self._entries.append(exchange)
 

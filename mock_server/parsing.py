@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 
 from .errors import ApiError
 from .types import JSON
@@ -14,6 +15,8 @@ MAX_INTEGER_DIGITS = 308
 
 def check_content_type(content_type: str | None) -> None:
     """Only JSON bodies are accepted (``application/json`` or ``application/*+json``), in UTF-8."""
+    if content_type in _ACCEPTED_TYPES:  # the same few headers come again and again
+        return
     if not content_type:
         raise ApiError(
             415,
@@ -36,6 +39,12 @@ def check_content_type(content_type: str | None) -> None:
             raise ApiError(
                 415, f"Unsupported Media Type: charset {charset!r} is not supported, expected utf-8"
             )
+    if len(_ACCEPTED_TYPES) < _MAX_ACCEPTED_TYPES:
+        _ACCEPTED_TYPES.add(content_type)
+
+
+_ACCEPTED_TYPES: set[str | None] = set()
+_MAX_ACCEPTED_TYPES = 64
 
 
 def parse_json_body(raw: bytes) -> JSON:
@@ -57,8 +66,15 @@ def parse_json_body(raw: bytes) -> JSON:
                 parse_float=_finite_float,
                 parse_int=_finite_int,
             )
-        else:  # json.loads would build a new decoder for every body
-            value = _decoder.decode(text)
+        else:
+            # The decoder's scanner, without the wrapper that skips whitespace around the value
+            # (which then reads the text again); json.loads would build a new decoder each time.
+            try:
+                value, end = _scan(text, 0)
+            except StopIteration:  # whitespace first, or no value: the wrapper says which
+                end = -1
+            if end != len(text):
+                value = _decoder.decode(text)
     except RecursionError:
         raise ApiError(400, f"Body is nested too deeply (more than {MAX_NESTING} levels)") from None
     except json.JSONDecodeError as error:
@@ -94,6 +110,7 @@ def _finite_int(literal: str) -> int:
 _decoder = json.JSONDecoder(
     parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_finite_int
 )
+_scan: Callable[[str, int], tuple[JSON, int]] = _decoder.scan_once  # type: ignore[attr-defined]
 
 
 def _depth_exceeds(value: JSON, limit: int) -> bool:

@@ -70,14 +70,14 @@ class RequestReader:
         if count is None:
             count = self.default_count
         seed = body.get("seed")
-        return ImageRequest(
-            model=self.model,
-            prompt=str(body.get("prompt", "")),
-            width=width,
-            height=height,
-            format=FORMAT_ALIASES.get(str(image_format).lower(), "png") if image_format else "png",
-            seed=int(seed) if isinstance(seed, int | float) and _is_number(seed) else pick_seed(),
-            count=min(MAX_IMAGES, max(1, math.floor(count))) if _is_number(count) else 1,
+        return ImageRequest(  # by position: a frozen dataclass takes keywords more slowly
+            self.model,
+            str(body.get("prompt", "")),
+            width,
+            height,
+            FORMAT_ALIASES.get(str(image_format).lower(), "png") if image_format else "png",
+            int(seed) if isinstance(seed, int | float) and _is_number(seed) else pick_seed(),
+            min(MAX_IMAGES, max(1, math.floor(count))) if _is_number(count) else 1,
         )
 
     def _size(self, value: Any) -> tuple[int, int]:

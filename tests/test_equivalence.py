@@ -347,8 +347,21 @@ raw_bodies = st.one_of(
             b"   ",
             b"",
             b'"\\ud800"',
+            b" {} ",
+            b'{"a": 1}\n',
+            b"\t[1]",
+            b"{} x",
+            b"[1] [2]",
+            b"{}{}",
+            b"1 2",
+            b'"a"b',
         ]
     ),
+    st.tuples(
+        st.sampled_from([b"", b" ", b"\n", b"\r\n\t"]),
+        json_values.map(lambda value: json.dumps(value).encode()),
+        st.sampled_from([b"", b" ", b"\n", b",", b"]", b"x", b" 1"]),
+    ).map(b"".join),
     st.sampled_from([308, 309, 400, 5000]).map(lambda n: b"[-" + b"9" * n + b"]"),
     st.binary(max_size=30),
 )

@@ -167,7 +167,7 @@ async def test_clear_forgets_entries_and_errors(
 def test_headers_are_kept_exactly(headers: list[tuple[bytes, bytes]]) -> None:
     journal = Journal()
     journal.record(JournalEntry("GET", "/", b"", headers, False))
-    journal.record_exchange(1.0, headers, ("GET", "/", b"", False, b""), (200, headers, b"{}"))
+    journal.record_exchange(1.0, ("GET", "/", b"", headers, False, b""), (200, headers, b"{}"))
     journal.entries[0].response_started(200, headers)
     for entry in journal.entries:
         assert list(_unpack(entry._raw_headers)) == headers
