@@ -5,10 +5,11 @@ The real API is a NestJS service validating with zod, so its 400 bodies say thin
 :class:`~mock_server.types.Violation`; nothing here decides status codes.
 
 Two validators share the work. A compiled one (jsonschema-rs) answers "is this valid?" in well
-under a microsecond, which is all an accepted request needs. Only when it says no does the
-pure-Python ``jsonschema`` run, to explain each problem; it is the authority, so a request the
-compiled validator rejects but ``jsonschema`` accepts is accepted. ``jsonschema`` is imported on
-the first invalid request, which keeps it out of the fake's start-up time.
+under a microsecond, which is all an accepted request needs, and lists the errors of most
+invalid ones, explained here from the schema and the value. The pure-Python ``jsonschema``
+explains what the compiled errors cannot (keywords whose sentences need its own wording), and
+decides whenever the compiled validator cannot take a body. ``jsonschema`` is imported on first
+use, which keeps it out of the fake's start-up time.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 _MAX_SHOWN_CHARS = 60
 
 # Keywords on which jsonschema-rs and jsonschema are known to agree (the property-based test in
-# tests/test_validation.py checks it). A schema using any other keyword, or a multipleOf that
+# tests/test_equivalence.py checks it). A schema using any other keyword, or a multipleOf that
 # is not a whole number (the two round 0.3 / 0.1 differently), is left to jsonschema alone, so
 # the fast path can never accept a body that jsonschema would reject.
 _FAST_KEYWORDS = frozenset(
