@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from .addresses import url_parts
 from .errors import ApiError, error_envelope
@@ -76,17 +76,22 @@ def error_answer(error: ApiError, path: str, request_id: str) -> Answer:
     return json_answer(error.status, encode_json(body), request_id, error.headers)
 
 
+RawBody = tuple[bytes, ApiError | None]
+"""A body as received, and the 400/413 it earns (None when it is fine)."""
+
+
 async def read_raw_body(
-    headers: Headers, receive: Receive, limit: int
-) -> tuple[bytes, ApiError | None] | None:
+    headers: Headers, receive: Receive, limit: int, first: Message | None = None
+) -> RawBody | None:
     """The body as received, and the 400/413 it earns; None if the client left first.
 
-    Reading stops once more than ``limit`` bytes have come (the body is then too large).
+    ``first`` is the first message, if the caller has received it. Reading stops once more than
+    ``limit`` bytes have come (the body is then too large).
     """
+    message = first if first is not None else await receive()
     chunks: list[bytes] = []
     size = 0
     while True:
-        message = await receive()
         if message["type"] != "http.request":
             return None
         chunk: bytes = message.get("body", b"")
@@ -94,17 +99,31 @@ async def read_raw_body(
         size += len(chunk)
         if not message.get("more_body", False) or size > limit:
             break
+        message = await receive()
     raw = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    return raw, body_problem(headers, size, limit, more=message.get("more_body", False))
+
+
+def whole_body(message: Message, headers: Headers, limit: int) -> RawBody | None:
+    """:func:`read_raw_body` for a first message that holds the whole body; None otherwise."""
+    if message["type"] != "http.request" or message.get("more_body", False):
+        return None
+    raw: bytes = message.get("body", b"")
+    return raw, body_problem(headers, len(raw), limit, more=False)
+
+
+def body_problem(headers: Headers, size: int, limit: int, *, more: bool) -> ApiError | None:
+    """The 400 or 413 for a body of ``size`` bytes so far (``more`` when unfinished)."""
     declared = headers.get(b"content-length")
     if declared is not None:
         text = declared.decode("latin-1").strip()
         if not (text.isascii() and text.isdigit()):
-            return raw, ApiError(400, f"Content-Length header {text!r} is not a number")
+            return ApiError(400, f"Content-Length header {text!r} is not a number")
         if int(text) > limit:
-            return raw, ApiError(413, _too_large(int(text), limit))
+            return ApiError(413, _too_large(int(text), limit))
     if size > limit:
-        return raw, ApiError(413, _too_large(size, limit, at_least=message.get("more_body", False)))
-    return raw, None
+        return ApiError(413, _too_large(size, limit, at_least=more))
+    return None
 
 
 class Generation:

@@ -182,7 +182,10 @@ class DirectRoutes:
         raw = b""
         try:
             if generation:
-                read = await endpoints.read_raw_body(headers, receive, self.body_limit)
+                first = await receive()
+                read = endpoints.whole_body(first, headers, self.body_limit)
+                if read is None:
+                    read = await endpoints.read_raw_body(headers, receive, self.body_limit, first)
                 if read is None:
                     return True  # the client left before it had sent its request
                 raw, problem = read

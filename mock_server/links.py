@@ -78,7 +78,7 @@ def encode_image_tokens(request: ImageRequest, secret: bytes) -> list[str]:
     width, height, seed, count = request.width, request.height, request.seed, request.count
     if (
         count < 1
-        or not all(type(number) is int for number in (width, height, seed, count))
+        or not (type(width) is type(height) is type(seed) is type(count) is int)  # all ints
         # The last image has the largest index; otherwise the images are alike.
         or _problem_of(width, height, count - 1, seed, request.format) is not None
     ):
@@ -90,6 +90,10 @@ def encode_image_tokens(request: ImageRequest, secret: bytes) -> list[str]:
         f"{quote(request.format)},{seed},"
     )
     prefix = _HEADER + head.encode("utf-8", "surrogatepass")
+    if count == 1:  # the usual case, without lists (a token this short is never too long)
+        message = prefix + b"0]"
+        if len(message) < MAX_TOKEN_CHARS // 2:
+            return [_b64encode(message + _sign(message, secret))]
     messages = [prefix + b"%d]" % index for index in range(count)]
     tokens = [_b64encode(message + _sign(message, secret)) for message in messages]
     if len(tokens[-1]) > MAX_TOKEN_CHARS:

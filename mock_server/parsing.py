@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
 
 from .errors import ApiError
 from .types import JSON
@@ -69,12 +68,14 @@ def parse_json_body(raw: bytes) -> JSON:
         else:
             # The decoder's scanner, without the wrapper that skips whitespace around the value
             # (which then reads the text again); json.loads would build a new decoder each time.
+            # A body too short to hold an over-long integer skips the check of each integer.
+            decoder = _decoder if len(raw) > MAX_INTEGER_DIGITS else _short_decoder
             try:
-                value, end = _scan(text, 0)
+                value, end = decoder.scan_once(text, 0)  # type: ignore[attr-defined]
             except StopIteration:  # whitespace first, or no value: the wrapper says which
                 end = -1
             if end != len(text):
-                value = _decoder.decode(text)
+                value = decoder.decode(text)
     except RecursionError:
         raise ApiError(400, f"Body is nested too deeply (more than {MAX_NESTING} levels)") from None
     except json.JSONDecodeError as error:
@@ -110,7 +111,7 @@ def _finite_int(literal: str) -> int:
 _decoder = json.JSONDecoder(
     parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_finite_int
 )
-_scan: Callable[[str, int], tuple[JSON, int]] = _decoder.scan_once  # type: ignore[attr-defined]
+_short_decoder = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
 
 
 def _depth_exceeds(value: JSON, limit: int) -> bool:

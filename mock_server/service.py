@@ -43,7 +43,6 @@ class ImageService:
         self.cache = ImageCache(settings.image_cache_bytes)
         self._secret = settings.url_secret.encode("utf-8")
         self._validators: dict[int, SchemaValidator] = {}
-        self._readers = {id(operation): RequestReader(operation) for operation in spec_set}
         by_schema: dict[int, SchemaValidator] = {}
         for operation in spec_set:
             # Operations listing several models share one schema object; compile it once.
@@ -51,10 +50,17 @@ class ImageService:
             if key not in by_schema:
                 by_schema[key] = SchemaValidator(operation.request_schema)
             self._validators[id(operation)] = by_schema[key]
-        self._plain_success = {
-            id(operation)
+        # What generate() needs per operation, in one lookup: validator, reader, and the success
+        # schema to synthesise from (None when synthesising adds nothing, as for most specs).
+        self._plans = {
+            id(operation): (
+                self._validators[id(operation)],
+                RequestReader(operation),
+                None
+                if success_body_is_plain(operation.success_schema)
+                else operation.success_schema,
+            )
             for operation in spec_set
-            if success_body_is_plain(operation.success_schema)
         }
         self._seeds = random.Random()
         self._rendering: dict[str, asyncio.Future[bytes]] = {}
@@ -123,11 +129,12 @@ class ImageService:
     def generate(self, method: str, path: str, body: JSON, base_url: str) -> Generation:
         """Validate ``body`` for ``method path`` and build the success body, or raise a 400."""
         operation = self.select_operation(method, path, body)
-        violations = self.validator(operation).violations(body)
+        validator, reader, success_schema = self._plans[id(operation)]
+        violations = validator.violations(body)
         if violations:
             raise _invalid(violations)
         assert isinstance(body, dict)  # select_operation made sure
-        request = self._readers[id(operation)].read(body, self._pick_seed)
+        request = reader.read(body, self._pick_seed)
         base = (self.settings.public_base_url or base_url).rstrip("/")
         try:
             tokens = encode_image_tokens(request, self._secret)
@@ -137,9 +144,7 @@ class ImageService:
             raise _invalid([problem]) from None
         folder, extension = f"{base}{IMAGE_ROUTE}/", f".{request.format}"
         urls = [folder + token + extension for token in tokens]
-        # Synthesising adds nothing for most specs; knowing that saves microseconds per request.
-        schema = None if id(operation) in self._plain_success else operation.success_schema
-        content = success_json(schema, urls, credits_used(operation, request))
+        content = success_json(success_schema, urls, credits_used(operation, request))
         return Generation(operation, request, content, urls)
 
     async def image(self, name: str) -> tuple[bytes, str] | None:

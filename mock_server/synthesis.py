@@ -88,6 +88,8 @@ class RequestReader:
         if isinstance(value, Mapping):
             width = value.get("width", self.default_width)
             height = value.get("height", self.default_height)
+            if type(width) is type(height) is int:  # the usual case, decided at once
+                return width, height
             if _is_number(width) and _is_number(height):
                 return int(width), int(height)
         return FALLBACK_SIZE
@@ -125,7 +127,10 @@ def success_json(schema: Mapping[str, Any] | None, urls: list[str], credits: int
         return encode_json(success_body(schema, urls, credits))
     # The same text, made directly: encoding the dict costs more than the rest of a request.
     quote = _quote_json_string
-    items = ",".join([f'{{"url":{quote(url)},"b64_json":null}}' for url in urls])
+    if len(urls) == 1:  # the usual case, without a list to join
+        items = f'{{"url":{quote(urls[0])},"b64_json":null}}'
+    else:
+        items = ",".join([f'{{"url":{quote(url)},"b64_json":null}}' for url in urls])
     text = f'{{"data":[{items}],"meta":{{"usage":{{"credits_used":{credits:d}}}}}}}'
     try:
         return text.encode("utf-8")

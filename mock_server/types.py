@@ -47,7 +47,7 @@ class Violation:
     @property
     def field(self) -> str:
         """The dotted field name, e.g. ``image_size.width`` (``body`` for the body itself)."""
-        return ".".join(str(part) for part in self.path) or "body"
+        return ".".join(map(str, self.path)) or "body"
 
     def as_json(self) -> dict[str, JSON]:
         return {

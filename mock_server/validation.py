@@ -73,7 +73,7 @@ class SchemaValidator:
         for error in errors if errors is not None else self._jsonschema().iter_errors(instance):
             for violation in _violations_of(error):
                 found.setdefault((violation.path, violation.message), violation)
-        return sorted(found.values(), key=lambda v: ([str(p) for p in v.path], v.message))
+        return sorted(found.values(), key=lambda v: (list(map(str, v.path)), v.message))
 
     def _fast_accepts(self, instance: JSON) -> bool:
         if self._fast is None:

@@ -175,3 +175,19 @@ def test_which_requests_take_the_direct_path(make_app: Callable[..., Starlette])
 def test_deviations_send_every_request_the_long_way(make_app: Callable[..., Starlette]) -> None:
     app = make_app(deviations=("status-201",))
     assert isinstance(app, FakeApp) and app.direct is None
+
+
+@pytest.mark.parametrize("pieces", [1, 3, 40], ids=["one", "three", "forty"])
+async def test_a_body_sent_in_pieces_is_read_whole(app: Starlette, pieces: int) -> None:
+    body = FOX + b"}"
+    size = -(-len(body) // pieces)
+
+    async def chunks():  # type: ignore[no-untyped-def]
+        for start in range(0, len(body), size):
+            yield body[start : start + size]
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        response = await client.post(GENERATIONS, content=chunks(), headers=JSON_HEADERS)
+    assert response.status_code == 200, response.text
+    assert app.state.journal.last.raw_body == body
