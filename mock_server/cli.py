@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         help="memory for rendered images, 0 to disable "
-        "(AIMLAPI_MOCK_IMAGE_CACHE_BYTES; default 64 MiB)",
+        "(AIMLAPI_MOCK_IMAGE_CACHE_BYTES; default 48 MiB)",
     )
     serve_parser.add_argument(
         "--url-secret",

@@ -34,7 +34,8 @@ class Settings:
     public_base_url: str | None = None
     """Base of issued image URLs; default: the scheme and host the request came to."""
     max_body_bytes: int = 1024 * 1024
-    image_cache_bytes: int = 64 * 1024 * 1024
+    image_cache_bytes: int = 48 * 1024 * 1024
+    """Rendered images kept, in bytes (some thousands of 1024x768 placeholders)."""
     url_secret: str = DEFAULT_URL_SECRET
     """Signs image URLs. Workers and restarts sharing it serve each other's URLs."""
     host: str = "127.0.0.1"
