@@ -147,8 +147,11 @@ def encode_json(value: JSON) -> bytes:
         return json.dumps(value, separators=(",", ":")).encode("ascii")
 
 
-# json.dumps(value, ensure_ascii=False, separators=(",", ":")) without a new encoder each call.
-_encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+# json.dumps(value, ensure_ascii=False, separators=(",", ":")) without a new encoder each call,
+# nor its bookkeeping for cycles: every value encoded here was just made or parsed from JSON.
+_encode_json = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), check_circular=False
+).encode
 _quote_json_string = json.encoder.encode_basestring  # how that encoder writes a string
 
 

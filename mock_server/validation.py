@@ -158,8 +158,8 @@ class _CompiledError:
         instance_path = tuple(error.instance_path)
         made = cls()
         made.validator = keyword
-        made.validator_value = _walk(root_schema, schema_path)
         made.schema = _walk(root_schema, schema_path[:-1])
+        made.validator_value = made.schema[keyword]
         made.instance = _walk(root_instance, instance_path)
         made.absolute_path = instance_path
         made.schema_path = schema_path[parent_paths[0] :]
