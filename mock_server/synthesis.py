@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping
-from typing import Any, cast
+from typing import Any, TypeGuard, cast
 
 from .types import JSON, ImageFormat, ImageRequest, Operation
 
@@ -76,7 +76,7 @@ class RequestReader:
             width,
             height,
             FORMAT_ALIASES.get(str(image_format).lower(), "png") if image_format else "png",
-            int(seed) if isinstance(seed, int | float) and _is_number(seed) else pick_seed(),
+            int(seed) if _is_number(seed) else pick_seed(),
             min(MAX_IMAGES, max(1, math.floor(count))) if _is_number(count) else 1,
         )
 
@@ -265,5 +265,8 @@ def _find_object_defaults(schema: Mapping[str, Any]) -> dict[str, Any]:
     return {}
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+def _is_number(value: Any) -> TypeGuard[int | float]:
+    return isinstance(value, _NUMBERS) and not isinstance(value, bool)
+
+
+_NUMBERS = (int, float)  # a tuple: ``int | float`` would build a union object on every call

@@ -235,11 +235,14 @@ def show(value: JSON) -> str:
     return text if len(text) <= _MAX_SHOWN_CHARS else text[:_MAX_SHOWN_CHARS] + "…"
 
 
+_CONTAINERS = (list, dict)  # a tuple: ``list | dict`` would build a union object on every call
+
+
 def summarise(value: JSON) -> JSON:
     """``value`` as echoed in a violation: scalars as they are, big things cut down."""
     if isinstance(value, str) and len(value) > 200:
         return value[:200] + "…"
-    if isinstance(value, list | dict):
+    if isinstance(value, _CONTAINERS):
         text = json.dumps(value, default=str)
         return value if len(text) <= 200 else f"<{zod_type(value)} of {len(value)} items>"
     return value
@@ -255,7 +258,7 @@ def _violations_of(error: ValidationError | _CompiledError) -> Iterable[Violatio
     def violation(code: str, message: str, at: tuple[str | int, ...] = path) -> Violation:
         if "received" not in message and keyword not in ("required",):
             message = f"{message}, received {show(instance)}"
-        return Violation(at, code, message, expected=expected, received=summarise(instance))
+        return Violation(at, code, message, expected, summarise(instance))
 
     if keyword == "required":
         properties = schema.get("properties", {}) if isinstance(schema, dict) else {}
