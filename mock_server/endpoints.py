@@ -4,12 +4,13 @@ Every request to these routes pays for this code, so it works on the ASGI scope 
 than through Starlette's ``Request`` and ``Response``: at tens of thousands of requests a second
 those objects cost more than validating the body. Each route is split in two:
 
-- ``answer(scope, body)`` turns a request (its body already read) into an :class:`Answer`;
+- ``answer(scope, headers, body)`` turns a request (its body already read) into an
+  :class:`Answer` (a coroutine for images, which may have to be rendered first);
 - calling the route as an ASGI app reads the body, answers and sends.
 
-The interceptor uses ``answer`` to serve these routes without Starlette's router when no fault
-or deviation is in play (it already holds the body for the journal); otherwise Starlette routes
-the request here through ``__call__``. Both ways run the same code.
+:class:`~mock_server.interceptor.DirectRoutes` uses ``answer`` to serve these routes in front
+of Starlette when no fault or deviation is in play (it keeps the body for the journal);
+otherwise Starlette routes the request here through ``__call__``. Both ways run the same code.
 """
 
 from __future__ import annotations

@@ -195,6 +195,7 @@ class DirectRoutes:
         except Exception as error:
             await self._failed(scope, send, error, received_at, generation, raw)
             raise
+        # What answer.send(send) does, without a coroutine of its own on this path.
         await send(
             {"type": "http.response.start", "status": answer.status, "headers": answer.headers}
         )

@@ -107,20 +107,14 @@ class JournalEntry:
     @classmethod
     def _of_exchange(cls, exchange: Exchange) -> JournalEntry:
         """The entry for a request recorded by :meth:`Journal.record_exchange`."""
-        (received_at, method, path, query, headers, is_generation, raw_body) = exchange[:7]
-        (status, response_headers, response_body, finished_at) = exchange[7:]
-        entry = cls.__new__(cls)
-        entry.method, entry.path, entry._raw_query = method, path, query
-        entry.is_generation, entry.received_at, entry.raw_body = (
-            is_generation,
-            received_at,
-            raw_body,
-        )
-        entry.status, entry.fault, entry.error = status, None, None
+        received_at, method, path, query, headers, is_generation, raw_body = exchange[:7]
+        status, response_headers, response_body, finished_at = exchange[7:]
+        entry = cls(method, path, query, [], is_generation)
+        entry.received_at, entry.raw_body, entry.status = received_at, raw_body, status
         entry.duration = finished_at - received_at
         entry._raw_headers, entry._response_headers = headers, response_headers
-        entry._response_chunks = [] if response_body is None else [response_body]
-        entry._own_answer, entry._headers, entry._body = None, None, _MISSING
+        if response_body is not None:
+            entry._response_chunks.append(response_body)
         return entry
 
     def response_chunk(self, chunk: bytes) -> None:
