@@ -38,10 +38,14 @@ def app(make_app: Callable[..., Starlette]) -> Starlette:
     return make_app()
 
 
+def client_for(app: Starlette, base_url: str = "http://t") -> httpx.AsyncClient:
+    """An in-process client of ``app`` (use as ``async with client_for(app) as client:``)."""
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url)
+
+
 @pytest.fixture
 async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    async with client_for(app, "http://testserver") as client:
         yield client
 
 

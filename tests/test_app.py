@@ -13,7 +13,7 @@ from PIL import Image
 from starlette.applications import Starlette
 
 from mock_server import SpecSet
-from tests.conftest import AUTH, SPECS
+from tests.conftest import AUTH, SPECS, client_for
 
 pytestmark = pytest.mark.anyio
 
@@ -197,27 +197,19 @@ async def test_png_metadata_describes_the_request(client: httpx.AsyncClient) -> 
 
 
 async def test_image_urls_survive_a_restart(make_app: Callable[..., Starlette]) -> None:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=make_app()), base_url="http://testserver"
-    ) as first:
+    async with client_for(make_app(), "http://testserver") as first:
         url = (await generate(first)).json()["data"][0]["url"]
         original = (await first.get(url)).content
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=make_app()), base_url="http://testserver"
-    ) as second:
+    async with client_for(make_app(), "http://testserver") as second:
         assert (await second.get(url)).content == original
 
 
 async def test_urls_signed_with_another_secret_are_refused(
     make_app: Callable[..., Starlette],
 ) -> None:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=make_app(url_secret="one")), base_url="http://t"
-    ) as first:
+    async with client_for(make_app(url_secret="one")) as first:
         url = (await generate(first)).json()["data"][0]["url"]
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=make_app(url_secret="two")), base_url="http://t"
-    ) as second:
+    async with client_for(make_app(url_secret="two")) as second:
         assert_envelope(await second.get(url), 404, httpx.URL(url).path)
 
 
@@ -240,7 +232,7 @@ async def test_tampered_image_urls_get_404(
 
 async def test_public_base_url_is_used_for_links(make_app: Callable[..., Starlette]) -> None:
     app = make_app(public_base_url="https://images.example.test/base/")
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+    async with client_for(app) as c:
         url = (await generate(c)).json()["data"][0]["url"]
     assert url.startswith("https://images.example.test/base/files/")
 
@@ -275,7 +267,7 @@ async def test_sizes_a_spec_allows_but_the_fake_cannot_draw_get_400(
     }
     (tmp_path / "wide.yaml").write_text(yaml.safe_dump(document))
     app = make_app(specs=(str(tmp_path / "wide.yaml"),))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+    async with client_for(app) as c:
         response = await c.post(
             GENERATIONS,
             json={
@@ -335,7 +327,7 @@ async def test_fixed_list_of_keys(
     make_app: Callable[..., Starlette], token: str, status: int
 ) -> None:
     app = make_app(auth="keys", api_keys=("key-1", "key-2"))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+    async with client_for(app) as c:
         response = await c.post(
             GENERATIONS,
             json={"model": FLUX2, "prompt": "p"},
@@ -346,7 +338,7 @@ async def test_fixed_list_of_keys(
 
 async def test_auth_off_needs_no_header(make_app: Callable[..., Starlette]) -> None:
     app = make_app(auth="off")
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+    async with client_for(app) as c:
         response = await c.post(GENERATIONS, json={"model": FLUX2, "prompt": "p"})
     assert response.status_code == 200
 
@@ -490,7 +482,7 @@ async def test_unknown_model_on_a_one_model_path_reports_the_rest_too(
     make_app: Callable[..., Starlette],
 ) -> None:
     app = make_app(specs=(str(SPECS / "created-201.yaml"),))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+    async with client_for(app) as c:
         response = await c.post(GENERATIONS, json={"model": "x", "prompt": 5}, headers=AUTH)
     fields = [v["field"] for v in response.json()["violations"]]
     assert fields == ["model", "prompt"]
@@ -599,7 +591,7 @@ async def test_json_content_types_are_accepted(
 
 async def test_body_over_the_cap_gets_413(make_app: Callable[..., Starlette]) -> None:
     app = make_app(max_body_bytes=1000)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+    async with client_for(app) as c:
         content = json.dumps({"model": FLUX2, "prompt": "x" * 2000}).encode()
         declared = await post_raw(c, content)
         assert f"{len(content)} bytes is over the limit of 1000" in str(
@@ -702,7 +694,7 @@ async def test_404_and_405_match_the_documented_envelope(
 
 async def test_success_schema_of_any_spec_is_honoured(make_app: Callable[..., Starlette]) -> None:
     app = make_app(specs=(str(SPECS / "nullable-refs.json"), str(SPECS / "created-201.yaml")))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+    async with client_for(app) as c:
         for model, status in (("test/nullable", 200), ("test/created", 201)):
             response = await c.post(GENERATIONS, json={"model": model, "prompt": "p"}, headers=AUTH)
             assert response.status_code == status
