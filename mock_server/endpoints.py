@@ -4,8 +4,8 @@ Every request to these routes pays for this code, so it works on the ASGI scope 
 than through Starlette's ``Request`` and ``Response``: at tens of thousands of requests a second
 those objects cost more than validating the body. Each route is split in two:
 
-- ``answer(scope, headers, body)`` turns a request (its body already read) into an
-  :class:`Answer` (a coroutine for images, which may have to be rendered first);
+- ``answer(...)`` turns a request into an :class:`Answer`: from its headers and body (already
+  read) for a generation; a coroutine for an image, which may have to be rendered first;
 - calling the route as an ASGI app reads the body, answers and sends.
 
 :class:`~mock_server.interceptor.DirectRoutes` uses ``answer`` to serve these routes in front
@@ -165,9 +165,9 @@ class Image:
         self.service = service
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await (await self.answer(scope, {}, b"")).send(send)
+        await (await self.answer(scope)).send(send)
 
-    async def answer(self, scope: Scope, headers: Headers, body: Body) -> Answer:
+    async def answer(self, scope: Scope) -> Answer:
         name = scope["path"].rpartition("/")[2]
         found = await self.service.image(name)
         if found is None:

@@ -191,7 +191,7 @@ class DirectRoutes:
                 raw, problem = read
                 answer = self.generation.answer(scope, headers, raw if problem is None else problem)
             else:  # image downloads are GETs: no body to wait for
-                answer = await self.image.answer(scope, headers, b"")
+                answer = await self.image.answer(scope)
         except Exception as error:
             await self._failed(scope, send, error, received_at, generation, raw)
             raise

@@ -42,19 +42,17 @@ class ImageService:
         self.spec_set = spec_set
         self.cache = ImageCache(settings.image_cache_bytes)
         self._secret = settings.url_secret.encode("utf-8")
-        self._validators: dict[int, SchemaValidator] = {}
         by_schema: dict[int, SchemaValidator] = {}
         for operation in spec_set:
             # Operations listing several models share one schema object; compile it once.
             key = id(operation.request_schema)
             if key not in by_schema:
                 by_schema[key] = SchemaValidator(operation.request_schema)
-            self._validators[id(operation)] = by_schema[key]
         # What generate() needs per operation, in one lookup: validator, reader, and the success
         # schema to synthesise from (None when synthesising adds nothing, as for most specs).
         self._plans = {
             id(operation): (
-                self._validators[id(operation)],
+                by_schema[id(operation.request_schema)],
                 RequestReader(operation),
                 None
                 if success_body_is_plain(operation.success_schema)
@@ -67,7 +65,7 @@ class ImageService:
         self._render_limiter: CapacityLimiter | None = None
 
     def validator(self, operation: Operation) -> SchemaValidator:
-        return self._validators[id(operation)]
+        return self._plans[id(operation)][0]
 
     def authorize(self, authorization: str | None) -> None:
         """Raise a 401 unless the ``Authorization`` header passes the configured auth mode."""
