@@ -14,14 +14,14 @@ import time
 import httpx
 
 from mock_server import Settings, create_app
-from mock_server.testing import MockServer
+from mock_server.testing.fake import MockServer
 
 READY_PROBE = """
 import time
 started = time.perf_counter()
-import mock_server.plugin  # what pytest imports when it loads the plugin
+import mock_server.testing.plugin  # what pytest imports when it loads the plugin
 imported = time.perf_counter()
-from mock_server.testing import MockServer
+from mock_server.testing.fake import MockServer
 fake = MockServer().start()
 ready = time.perf_counter()
 fake.stop()

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mock_server.links import encode_image_token
+from mock_server.images.tokens import encode_image_token
 from mock_server.types import ImageFormat, ImageSpec
 
 GENERATIONS = "/v1/images/generations"

@@ -9,13 +9,14 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 
-from . import __version__, contract_cli
+from . import __version__
 from .config import Settings
-from .deviations import DEVIATIONS
+from .contract import cli as contract_cli
+from .engine.service import models_summary
 from .errors import ConfigError, SpecError
-from .memory import return_large_blocks_to_the_system
-from .service import models_summary
-from .specs import load_specs
+from .http.deviations import DEVIATIONS
+from .images.memory import return_large_blocks_to_the_system
+from .spec.load import load_specs
 
 PROG = "aimlapi-mock"
 
@@ -170,7 +171,7 @@ def serve(settings: Settings, *, log_level: str = "info", access_log: bool = Tru
     """Load the specs (failing fast), say what is served, then run uvicorn until interrupted."""
     import uvicorn
 
-    from .app import create_app
+    from .http.app import create_app
 
     return_large_blocks_to_the_system()
     spec_set = load_specs(settings.specs)
@@ -193,7 +194,7 @@ def serve(settings: Settings, *, log_level: str = "info", access_log: bool = Tru
         # Each worker process builds its own app from the same settings, via the environment.
         os.environ.update(settings.to_env())
         uvicorn.run(
-            "mock_server.app:create_app_from_env",
+            "mock_server.http.app:create_app_from_env",
             factory=True,
             workers=settings.workers,
             host=settings.host,

@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Literal
 
-from .deviations import check_deviations
+from .controls.faults import FaultRule
+from .controls.latency import Latency
 from .errors import ConfigError
-from .faults import FaultRule
-from .latency import Latency
+from .http.deviations import check_deviations
 
 AuthMode = Literal["any", "off", "keys"]
 

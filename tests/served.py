@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mock_server import Settings, create_app
-from mock_server.server import BackgroundServer
+from mock_server.http.server import BackgroundServer
 
 GENERATION_PATHS = ("/v1/images/generations", "/images/generations")
 

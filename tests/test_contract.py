@@ -15,7 +15,7 @@ from mock_server.contract.documents import load_documents
 from mock_server.contract.findings import renamed_fields, undocumented_fields
 from mock_server.contract.guard import BudgetExhausted, CostGuard, Redactor
 from mock_server.contract.runner import engine_config
-from mock_server.specs import bundled_specs_dir
+from mock_server.spec.load import bundled_specs_dir
 from tests.conftest import SPECS
 from tests.served import serve_fake
 

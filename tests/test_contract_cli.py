@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mock_server.cli import main
-from mock_server.specs import bundled_specs_dir
+from mock_server.spec.load import bundled_specs_dir
 from tests.served import serve_fake
 
 ROOT = Path(__file__).parent.parent

@@ -10,8 +10,8 @@ from starlette.applications import Starlette
 
 from mock_server import Settings
 from mock_server.cli import build_parser, settings_from_args
-from mock_server.deviations import DEVIATIONS, DeviationMiddleware
 from mock_server.errors import ConfigError
+from mock_server.http.deviations import DEVIATIONS, DeviationMiddleware
 from tests.conftest import AUTH
 
 pytestmark = pytest.mark.anyio

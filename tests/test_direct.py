@@ -12,9 +12,9 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from mock_server.app import FakeApp
-from mock_server.endpoints import request_headers
-from mock_server.journal import JournalEntry
+from mock_server.controls.journal import JournalEntry
+from mock_server.http.app import FakeApp
+from mock_server.http.endpoints import request_headers
 from tests.conftest import AUTH
 
 pytestmark = pytest.mark.anyio

@@ -23,14 +23,19 @@ from jsonschema import Draft7Validator
 from starlette.requests import Request
 
 from mock_server import load_specs
-from mock_server.addresses import url_parts
+from mock_server.engine.body import MAX_INTEGER_DIGITS, MAX_NESTING, parse_json_body
+from mock_server.engine.ids import new_request_id
+from mock_server.engine.synthesis import (
+    encode_json,
+    success_body,
+    success_body_is_plain,
+    success_json,
+)
+from mock_server.engine.validation import SchemaValidator, fast_path_agrees
 from mock_server.errors import ApiError
-from mock_server.ids import new_request_id
-from mock_server.links import PROMPT_CHARS, _payload
-from mock_server.parsing import MAX_INTEGER_DIGITS, MAX_NESTING, parse_json_body
-from mock_server.synthesis import encode_json, success_body, success_body_is_plain, success_json
+from mock_server.http.addresses import url_parts
+from mock_server.images.tokens import PROMPT_CHARS, _payload
 from mock_server.types import ImageSpec
-from mock_server.validation import SchemaValidator, fast_path_agrees
 from tests.conftest import SPECS
 
 LONG = os.environ.get("AIMLAPI_MOCK_LONG_TESTS") == "1"

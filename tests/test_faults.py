@@ -11,9 +11,9 @@ import requests
 
 from mock_server.cli import build_parser, settings_from_args
 from mock_server.config import Settings
+from mock_server.controls.faults import FORCEABLE_STATUSES, Fault, FaultPlan, FaultRule
+from mock_server.controls.latency import Latency
 from mock_server.errors import ConfigError
-from mock_server.faults import FORCEABLE_STATUSES, Fault, FaultPlan, FaultRule
-from mock_server.latency import Latency
 
 
 @pytest.mark.parametrize(

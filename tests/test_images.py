@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, PngImagePlugin
 
-from mock_server.images import ImageCache, render_placeholder
+from mock_server.images.render import ImageCache, render_placeholder
 from mock_server.types import ImageFormat, ImageSpec
 
 SPEC = ImageSpec("blackforestlabs/flux-2", "a red fox in the snow", 1024, 768, "png", 42, 0)
@@ -56,7 +56,7 @@ def test_same_spec_gives_identical_bytes(image_format: ImageFormat) -> None:
 def test_output_is_identical_across_processes() -> None:
     script = (
         "import sys, hashlib\n"
-        "from mock_server.images import render_placeholder\n"
+        "from mock_server.images.render import render_placeholder\n"
         "from mock_server.types import ImageSpec\n"
         f"data = render_placeholder({SPEC!r})\n"
         "sys.stdout.write(hashlib.sha256(data).hexdigest())\n"

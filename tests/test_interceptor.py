@@ -11,10 +11,10 @@ from jsonschema import Draft7Validator
 from starlette.applications import Starlette
 
 from mock_server import ConfigError, SpecSet, create_app
+from mock_server.controls.faults import FORCEABLE_STATUSES, FaultPlan
+from mock_server.controls.journal import Journal
 from mock_server.errors import STATUS_MESSAGES
-from mock_server.faults import FORCEABLE_STATUSES, FaultPlan
-from mock_server.journal import Journal
-from mock_server.specs import bundled_specs_dir
+from mock_server.spec.load import bundled_specs_dir
 from tests.conftest import AUTH
 
 pytestmark = pytest.mark.anyio

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from starlette.applications import Starlette
 
-from mock_server.journal import Journal, JournalAssertionError, JournalEntry, _unpack
+from mock_server.controls.journal import Journal, JournalAssertionError, JournalEntry, _unpack
 from tests.conftest import AUTH
 
 pytestmark = pytest.mark.anyio

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mock_server.links import (
+from mock_server.images.tokens import (
     MAX_TOKEN_CHARS,
     PROMPT_CHARS,
     SIGNATURE_BYTES,

@@ -2,29 +2,43 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from types import ModuleType
 
 import mock_server
 
 ROOT = Path(__file__).parent.parent
 
 
-def test_public_api_is_chosen_on_purpose() -> None:
-    assert sorted(mock_server.__all__) == [
-        "ApiError",
-        "ConfigError",
-        "ImageRequest",
-        "ImageSpec",
-        "Operation",
-        "Settings",
-        "SpecError",
-        "SpecSet",
-        "Violation",
-        "__version__",
-        "create_app",
-        "load_specs",
-    ]
+def test_every_public_name_is_exported() -> None:
+    """Everything ``mock_server`` offers, but its sub-packages, is in ``__all__``, and resolves."""
     for name in mock_server.__all__:
-        assert hasattr(mock_server, name)
+        assert getattr(mock_server, name) is not None
+    offered = {
+        name
+        for name in dir(mock_server)
+        if not name.startswith("_") and not isinstance(getattr(mock_server, name), ModuleType)
+    }
+    assert offered == set(mock_server.__all__) - {"__version__"}
+
+
+def test_users_reach_the_testing_surface_from_the_top() -> None:
+    from mock_server.controls.journal import JournalAssertionError
+    from mock_server.testing.fake import MockServer
+
+    assert mock_server.MockServer is MockServer
+    assert issubclass(mock_server.JournalAssertionError, AssertionError)
+    assert mock_server.JournalAssertionError is JournalAssertionError
+
+
+def test_the_pytest_plugin_imports_no_server_libraries() -> None:
+    """Every pytest run of a project that installs us loads the plugin: it must stay light."""
+    code = (
+        "import sys, mock_server.testing.plugin; "
+        "heavy = [m for m in ('starlette', 'PIL', 'jsonschema_rs', 'jsonschema', 'uvicorn') "
+        "if m in sys.modules]; print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_wheel_carries_the_specs_and_serves_them(tmp_path: Path) -> None:
@@ -48,7 +62,7 @@ def test_wheel_carries_the_specs_and_serves_them(tmp_path: Path) -> None:
     )
     # Import the package from the unpacked wheel, far from the source tree.
     probe = (
-        "import mock_server, mock_server.specs as s; "
+        "import mock_server, mock_server.spec.load as s; "
         "print(mock_server.__file__); print(s.bundled_specs_dir()); print(s.load_specs().models)"
     )
     result = subprocess.run(

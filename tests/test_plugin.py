@@ -508,4 +508,4 @@ def test_the_readme_example_runs(pytester: pytest.Pytester) -> None:
 
 def test_the_plugin_is_registered_by_its_entry_point() -> None:
     (entry_point,) = [e for e in entry_points(group="pytest11") if e.name == "aimlapi_mock"]
-    assert entry_point.value == "mock_server.plugin"
+    assert entry_point.value == "mock_server.testing.plugin"

@@ -13,7 +13,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from mock_server.testing import MockServer
+from mock_server.testing.fake import MockServer
 
 FLUX2 = "blackforestlabs/flux-2"
 BODY = {"model": FLUX2, "prompt": "a lighthouse at dusk"}

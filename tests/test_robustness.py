@@ -31,7 +31,7 @@ from starlette.applications import Starlette
 from bench.load import drive
 from bench.workload import URL_SECRET, mixed_requests
 from mock_server import Settings, create_app
-from mock_server.server import BackgroundServer
+from mock_server.http.server import BackgroundServer
 
 LONG = os.environ.get("AIMLAPI_MOCK_LONG_TESTS") == "1"
 FUZZ_EXAMPLES = 10_000 if LONG else 300

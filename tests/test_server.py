@@ -10,7 +10,7 @@ import requests
 from PIL import Image
 
 from mock_server import create_app
-from mock_server.server import BackgroundServer
+from mock_server.http.server import BackgroundServer
 
 
 @pytest.fixture(scope="module")

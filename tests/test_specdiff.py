@@ -7,8 +7,8 @@ import pytest
 import yaml
 
 from mock_server.cli import main
-from mock_server.specdiff import diff_documents, diff_files, render
-from mock_server.specs import bundled_specs_dir
+from mock_server.spec.diff import diff_documents, diff_files, render
+from mock_server.spec.load import bundled_specs_dir
 from tests.conftest import SPECS
 
 OLD = SPECS / "diff" / "old.yaml"

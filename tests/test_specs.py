@@ -4,7 +4,7 @@ import pytest
 from jsonschema import Draft7Validator
 
 from mock_server.errors import SpecError
-from mock_server.specs import bundled_specs_dir, load_specs
+from mock_server.spec.load import bundled_specs_dir, load_specs
 
 SPECS = Path(__file__).parent / "specs"
 FLUX_MODELS = ["blackforestlabs/flux-2", "blackforestlabs/flux-2-max"]

@@ -6,8 +6,9 @@ import httpx
 import pytest
 import requests
 
-from mock_server import ConfigError, clients, faults, journal, latency, testing
-from mock_server.testing import DEFAULT_API_KEY, MockServer
+from mock_server import ConfigError
+from mock_server.testing import clients
+from mock_server.testing.fake import DEFAULT_API_KEY, MockServer
 from tests.conftest import SPECS
 
 BODY = {"model": "blackforestlabs/flux-2", "prompt": "p"}
@@ -26,17 +27,6 @@ def post(fake: MockServer, key: str | None = None, **body: object) -> requests.R
         headers={"Authorization": f"Bearer {key or fake.api_key}"},
         timeout=10,
     )
-
-
-def test_modules_export_what_they_mean_to() -> None:
-    assert sorted(testing.__all__) == ["DEFAULT_API_KEY", "MockServer"]
-    assert sorted(journal.__all__) == ["Journal", "JournalAssertionError", "JournalEntry"]
-    assert sorted(faults.__all__) == ["FORCEABLE_STATUSES", "Fault", "FaultPlan", "FaultRule"]
-    assert latency.__all__ == ["Latency"]
-    assert sorted(clients.__all__) == ["async_client", "sync_client"]
-    for module in (testing, journal, faults, latency, clients):
-        for name in module.__all__:
-            assert hasattr(module, name)
 
 
 def test_configure_switches_settings_and_starts_afresh(fake: MockServer) -> None:

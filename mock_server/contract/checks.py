@@ -24,9 +24,9 @@ from PIL import Image, UnidentifiedImageError
 from schemathesis import Case, CheckContext, HookContext, Response
 from schemathesis.schemas import BaseSchema
 
-from ..synthesis import image_request
+from ..engine.synthesis import image_request
+from ..engine.validation import SchemaValidator, detail_lines
 from ..types import ImageRequest, Operation
-from ..validation import SchemaValidator, detail_lines
 from .documents import ENVELOPE_FIELDS, ContractDocument, is_envelope_schema
 from .findings import PROBLEM_JSON, Drift, rename_finding, renamed_fields, undocumented_fields
 from .guard import BudgetExhausted, CostGuard, SentRequest

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import STATUS_MESSAGES, SpecError
-from ..specs import HTTP_METHODS, SPEC_SUFFIXES, bundled_specs_dir, operations_of, read_document
+from ..spec.load import HTTP_METHODS, SPEC_SUFFIXES, bundled_specs_dir, operations_of, read_document
 from ..types import Operation
 
 ERROR_STATUSES = (400, 401, 403, 404, 413, 415, 429, 500, 502, 503, 504)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..deviations import CREDITS_PER_USD
+from ..http.deviations import CREDITS_PER_USD
 from .findings import Finding
 from .guard import CostGuard, Redactor
 from .settings import ContractSettings

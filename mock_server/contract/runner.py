@@ -17,9 +17,9 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.engine import Status, events, from_schema
 from schemathesis.python import asgi
 
-from ..app import create_app
 from ..config import Settings
-from ..server import BackgroundServer
+from ..http.app import create_app
+from ..http.server import BackgroundServer
 from .checks import RunContext, attach, refusals
 from .documents import ContractDocument, load_documents
 from .findings import Finding, explain

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit
 
-from ..deviations import check_deviations
+from ..http.deviations import check_deviations
 
 TargetKind = Literal["fake", "url", "real"]
 

@@ -10,8 +10,8 @@ import argparse
 import os
 import sys
 
-from .deviations import DEVIATIONS
-from .errors import SpecError
+from ..errors import SpecError
+from ..http.deviations import DEVIATIONS
 
 DEFAULT_REPORT_DIR = "reports"
 
@@ -111,7 +111,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 def specs_diff(old: str, new: str) -> int:
-    from .specdiff import diff_files, render
+    from ..spec.diff import diff_files, render
 
     try:
         changes = diff_files(old, new)
@@ -124,8 +124,8 @@ def specs_diff(old: str, new: str) -> int:
 
 def contract(args: argparse.Namespace) -> int:
     try:
-        from .contract import ContractError, ContractSettings, run_contract
-        from .contract.settings import KEY_VARIABLE
+        from . import ContractError, ContractSettings, run_contract
+        from .settings import KEY_VARIABLE
     except ImportError as error:
         print(
             f"aimlapi-mock: error: the contract suite needs schemathesis ({error}); "

@@ -19,9 +19,9 @@ from typing import Any
 
 import yaml
 
-from .errors import SpecError
+from ..errors import SpecError
+from ..types import Operation
 from .oas import deref, to_json_schema
-from .types import Operation
 
 SPEC_SUFFIXES = (".json", ".yaml", ".yml")
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -72,7 +72,7 @@ def bundled_specs_dir() -> Path:
     installed = Path(str(resources.files("mock_server"))) / "specs"
     if installed.is_dir():
         return installed
-    return Path(__file__).resolve().parent.parent / "fixtures" / "specs"
+    return Path(__file__).resolve().parents[2] / "fixtures" / "specs"
 
 
 def load_specs(sources: Sequence[str | Path] = ()) -> SpecSet:

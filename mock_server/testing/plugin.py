@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .config import Settings
-from .errors import ConfigError
+from ..config import Settings
+from ..errors import ConfigError
 
 if TYPE_CHECKING:
     import httpx
 
-    from .testing import MockServer
+    from .fake import MockServer
 
 MARKER = "aimlapi_mock"
 _RUNNING = pytest.StashKey["MockServer"]()
@@ -48,7 +48,7 @@ def aimlapi_mock_settings() -> Settings:
 @pytest.fixture(scope="session")
 def aimlapi_mock_session(aimlapi_mock_settings: Settings) -> Iterator[MockServer]:
     """The session's fake, without the per-test reset (for fixtures wider than one test)."""
-    from .testing import MockServer  # the fake loads only in runs that use it
+    from .fake import MockServer  # the fake loads only in runs that use it
 
     with MockServer(aimlapi_mock_settings) as fake:
         yield fake

@@ -12,8 +12,8 @@ import random
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-from .errors import ConfigError
-from .tokens import integer, is_number, number, parse_tokens, show
+from ..errors import ConfigError
+from .syntax import integer, is_number, number, parse_tokens, show
 
 __all__ = ["Latency"]
 

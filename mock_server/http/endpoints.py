@@ -19,12 +19,12 @@ from dataclasses import dataclass
 
 from starlette.types import Message, Receive, Scope, Send
 
+from ..engine.body import check_content_type, parse_json_body
+from ..engine.ids import new_request_id
+from ..engine.service import IMAGE_ROUTE, ImageService
+from ..engine.synthesis import encode_json
+from ..errors import ApiError, error_envelope
 from .addresses import url_parts
-from .errors import ApiError, error_envelope
-from .ids import new_request_id
-from .parsing import check_content_type, parse_json_body
-from .service import IMAGE_ROUTE, ImageService
-from .synthesis import encode_json
 
 JSON_MEDIA_TYPE = b"application/json; charset=utf-8"
 IMMUTABLE = b"public, max-age=31536000, immutable"

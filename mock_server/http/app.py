@@ -10,18 +10,18 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from ..config import Settings
+from ..controls.faults import FaultPlan
+from ..controls.journal import Journal
+from ..engine.ids import new_request_id
+from ..engine.service import IMAGE_ROUTE, ImageService
+from ..errors import ApiError
+from ..images.memory import return_large_blocks_to_the_system
+from ..spec.load import SpecSet, load_specs
 from . import endpoints
 from .admin import admin_routes
-from .config import Settings
 from .deviations import DeviationMiddleware
-from .errors import ApiError
-from .faults import FaultPlan
-from .ids import new_request_id
 from .interceptor import DirectRoutes, Interceptor
-from .journal import Journal
-from .memory import return_large_blocks_to_the_system
-from .service import IMAGE_ROUTE, ImageService
-from .specs import SpecSet, load_specs
 
 
 def create_app(settings: Settings | None = None, *, spec_set: SpecSet | None = None) -> Starlette:

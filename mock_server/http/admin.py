@@ -12,13 +12,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .config import Settings
-from .errors import ApiError, ConfigError
-from .faults import FaultPlan, rule_text
-from .ids import new_request_id
+from ..config import Settings
+from ..controls.faults import FaultPlan, rule_text
+from ..controls.journal import Journal
+from ..engine.ids import new_request_id
+from ..errors import ApiError, ConfigError
+from ..spec.load import SpecSet
 from .interceptor import ADMIN_PREFIX, RenderError
-from .journal import Journal
-from .specs import SpecSet
 
 
 def admin_routes(

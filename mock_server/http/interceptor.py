@@ -18,14 +18,14 @@ import anyio
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..controls.faults import Fault, FaultPlan
+from ..controls.journal import Journal, JournalEntry
+from ..engine.ids import new_request_id
+from ..engine.service import ImageService
+from ..engine.synthesis import MEGAPIXEL, image_request
+from ..errors import ApiError, ConfigError
 from . import endpoints
 from .addresses import url_parts
-from .errors import ApiError, ConfigError
-from .faults import Fault, FaultPlan
-from .ids import new_request_id
-from .journal import Journal, JournalEntry
-from .service import ImageService
-from .synthesis import MEGAPIXEL, image_request
 
 ADMIN_PREFIX = "/__mock/"
 SLOW_BODY_PIECES = 10

@@ -20,16 +20,16 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .app import create_app
-from .config import Settings, parse_auth
-from .errors import ConfigError
-from .faults import FaultPlan, FaultRule
-from .interceptor import RECORDED_ERROR
-from .journal import Journal
-from .latency import Latency
-from .server import BackgroundServer
-from .service import ImageService
-from .specs import SpecSet, load_specs
+from ..config import Settings, parse_auth
+from ..controls.faults import FaultPlan, FaultRule
+from ..controls.journal import Journal
+from ..controls.latency import Latency
+from ..engine.service import ImageService
+from ..errors import ConfigError
+from ..http.app import create_app
+from ..http.interceptor import RECORDED_ERROR
+from ..http.server import BackgroundServer
+from ..spec.load import SpecSet, load_specs
 
 __all__ = ["DEFAULT_API_KEY", "MockServer"]
 

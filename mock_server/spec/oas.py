@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import SpecError
+from ..errors import SpecError
 
 # Annotations that JSON Schema either lacks or that mean nothing for validation.
 _DROPPED_KEYWORDS = frozenset(

@@ -56,7 +56,7 @@ def return_large_blocks_to_the_system() -> bool:
     )
     if tuned:
         _malloc_trim = malloc_trim
-        from .images import reuse_image_buffers
+        from .render import reuse_image_buffers
 
         # Buffers over the threshold are fresh mappings, so every render would fault in its
         # canvas page by page (a 2048x2048 PNG took 9.5 ms instead of 7); Pillow keeping the

@@ -7,7 +7,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any, TypeGuard, cast
 
-from .types import JSON, ImageFormat, ImageRequest, Operation
+from ..types import JSON, ImageFormat, ImageRequest, Operation
 
 # Named sizes accepted by ``image_size`` (the FLUX.2 preset table).
 PRESET_SIZES: dict[str, tuple[int, int]] = {

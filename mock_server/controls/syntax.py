@@ -6,7 +6,7 @@ import math
 from collections.abc import Collection
 from typing import cast
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 
 def parse_tokens(text: str, *, only: Collection[str] | None = None) -> dict[str, str | None]:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import jsonschema_rs
 
-from .types import JSON, Violation
+from ..types import JSON, Violation
 
 if TYPE_CHECKING:
     from jsonschema import Draft7Validator

@@ -14,13 +14,14 @@ import json
 from collections.abc import Iterable, MutableMapping
 from dataclasses import replace
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .links import decode_image_token, encode_image_token
-from .types import JSON
+from ..images.tokens import decode_image_token, encode_image_token
+from ..types import JSON
 
 DEVIATIONS: dict[str, str] = {
     "status-201": "successful generations answer 201 Created instead of the documented 200",

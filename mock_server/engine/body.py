@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import math
 
-from .errors import ApiError
-from .types import JSON
+from ..errors import ApiError
+from ..types import JSON
 
 MAX_NESTING = 32
 MAX_INTEGER_DIGITS = 308

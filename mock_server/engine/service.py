@@ -1,5 +1,5 @@
 """The fake's behaviour, free of any web framework: authorise, choose the operation, validate,
-synthesise the success body, serve images. :mod:`mock_server.app` puts HTTP around it."""
+synthesise the success body, serve images. :mod:`mock_server.http` puts HTTP around it."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ from dataclasses import dataclass
 
 from anyio import CapacityLimiter, to_thread
 
-from .config import Settings
-from .errors import ApiError
-from .images import ImageCache, render_placeholder
-from .links import decode_image_token, encode_image_tokens
-from .memory import then_trim
-from .specs import SpecSet
+from ..config import Settings
+from ..errors import ApiError
+from ..images.memory import then_trim
+from ..images.render import ImageCache, render_placeholder
+from ..images.tokens import decode_image_token, encode_image_tokens
+from ..spec.load import SpecSet
+from ..types import IMAGE_MEDIA_TYPES, JSON, ImageRequest, Operation, Violation
 from .synthesis import RequestReader, credits_used, success_body_is_plain, success_json
-from .types import IMAGE_MEDIA_TYPES, JSON, ImageRequest, Operation, Violation
 from .validation import SchemaValidator, detail_lines, show, summarise, zod_type
 
 IMAGE_ROUTE = "/files"

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from itertools import chain
 from typing import Any
 
-from .types import JSON, Violation
+from ..types import JSON, Violation
 
 __all__ = ["Journal", "JournalAssertionError", "JournalEntry"]
 

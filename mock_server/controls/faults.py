@@ -23,9 +23,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
-from .errors import STATUS_MESSAGES, ConfigError
+from ..errors import STATUS_MESSAGES, ConfigError
 from .latency import Latency
-from .tokens import integer, number, parse_tokens, show
+from .syntax import integer, number, parse_tokens, show
 
 __all__ = ["FORCEABLE_STATUSES", "Fault", "FaultPlan", "FaultRule"]
 

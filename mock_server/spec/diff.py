@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .load import HTTP_METHODS, read_document
 from .oas import resolve_ref
-from .specs import HTTP_METHODS, read_document
 
 _DOCS = frozenset({"description", "example", "examples", "title", "externalDocs", "xml"})
 _BOUNDS = (

@@ -1,0 +1,1 @@
+"""Controls over the fake: the journal, faults, latency and their rule syntax."""

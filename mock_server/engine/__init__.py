@@ -1,0 +1,1 @@
+"""The framework-free engine: authorise, parse and validate a body, synthesise the answer."""

@@ -1,0 +1,1 @@
+"""HTTP: the request pipeline, the admin routes, the app and the in-process server."""

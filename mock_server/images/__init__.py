@@ -1,0 +1,1 @@
+"""Placeholder images: rendering, the signed tokens in image URLs, memory."""

@@ -1,0 +1,1 @@
+"""The spec side: loading OpenAPI files, converting them to JSON Schema, diffing them."""

@@ -1,0 +1,1 @@
+"""The fake for test suites: MockServer, in-process clients and the pytest plugin."""
