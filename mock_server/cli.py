@@ -12,11 +12,10 @@ from dataclasses import replace
 from . import __version__
 from .config import Settings
 from .contract import cli as contract_cli
-from .engine.service import models_summary
 from .errors import ConfigError, SpecError
 from .http.deviations import DEVIATIONS
 from .images.memory import return_large_blocks_to_the_system
-from .spec.load import load_specs
+from .spec.load import SpecSet, load_specs
 
 PROG = "aimlapi-mock"
 
@@ -138,7 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
     serve_parser.add_argument(
-        "--no-access-log", action="store_true", help="do not log each request"
+        "--no-access-log",
+        action="store_true",
+        help="do not show each request (the journal still keeps them)",
     )
     contract_cli.add_commands(commands)
     return parser
@@ -172,6 +173,8 @@ def serve(settings: Settings, *, log_level: str = "info", access_log: bool = Tru
     import uvicorn
 
     from .http.app import create_app
+    from .http.request_log import ENV_VARIABLE as REQUEST_LOG_VARIABLE
+    from .http.request_log import RequestLog
 
     return_large_blocks_to_the_system()
     spec_set = load_specs(settings.specs)
@@ -185,14 +188,19 @@ def serve(settings: Settings, *, log_level: str = "info", access_log: bool = Tru
         print(f"  {line}", flush=True)
     for name in settings.deviations:
         print(f"  deviation {name}: {DEVIATIONS[name]}", flush=True)
+    # Each request is shown by the fake's own batched log: uvicorn's access log would cost the
+    # fake ~40 % of its throughput. Info level shows it; --no-access-log or a quieter level not.
+    show_requests = access_log and log_level in ("info", "debug")
     if settings.workers == 1:
-        app = create_app(settings, spec_set=spec_set)
+        observers = (RequestLog(),) if show_requests else ()
+        app = create_app(settings, spec_set=spec_set, observers=observers)
         uvicorn.run(
-            app, host=settings.host, port=settings.port, log_level=log_level, access_log=access_log
+            app, host=settings.host, port=settings.port, log_level=log_level, access_log=False
         )
     else:
         # Each worker process builds its own app from the same settings, via the environment.
         os.environ.update(settings.to_env())
+        os.environ[REQUEST_LOG_VARIABLE] = "on" if show_requests else "off"
         uvicorn.run(
             "mock_server.http.app:create_app_from_env",
             factory=True,
@@ -200,7 +208,7 @@ def serve(settings: Settings, *, log_level: str = "info", access_log: bool = Tru
             host=settings.host,
             port=settings.port,
             log_level=log_level,
-            access_log=access_log,
+            access_log=False,
         )
     return 0
 
@@ -210,3 +218,11 @@ def _free_port(host: str) -> int:
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.bind((host, 0))
         return int(probe.getsockname()[1])
+
+
+def models_summary(spec_set: SpecSet) -> list[str]:
+    """One line per loaded operation group: ``POST /v1/images/generations: model, model``."""
+    lines = []
+    for (method, path), by_model in sorted(spec_set.operations.items()):
+        lines.append(f"{method} {path}: {', '.join(sorted(by_model))}")
+    return lines

@@ -94,3 +94,23 @@ class ImageRequest:
             ImageSpec(self.model, self.prompt, self.width, self.height, self.format, self.seed, i)
             for i in range(self.count)
         ]
+
+
+@dataclass(slots=True)
+class Answer:
+    """A complete HTTP answer: the one value every stage of the request pipeline passes on.
+
+    ``headers`` are ASGI's lower-case byte pairs; ``body`` is what is sent, whole.
+    """
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+    @property
+    def is_json(self) -> bool:
+        for name, value in self.headers:
+            if name == b"content-type":
+                media_type = value.partition(b";")[0].strip()
+                return media_type == b"application/json" or media_type.endswith(b"+json")
+        return False

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from starlette.applications import Starlette
 
 from mock_server import Settings, SpecSet, create_app, load_specs
+from mock_server.http.app import FakeApp
 
 SPECS = Path(__file__).parent / "specs"
 AUTH = {"Authorization": "Bearer test-key"}
@@ -23,10 +23,10 @@ def bundled() -> SpecSet:
 
 
 @pytest.fixture
-def make_app(bundled: SpecSet) -> Callable[..., Starlette]:
+def make_app(bundled: SpecSet) -> Callable[..., FakeApp]:
     """Build an app from Settings fields; the bundled specs unless ``specs`` is given."""
 
-    def make(**fields: object) -> Starlette:
+    def make(**fields: object) -> FakeApp:
         settings = Settings(**fields)  # type: ignore[arg-type]
         return create_app(settings, spec_set=None if settings.specs else bundled)
 
@@ -34,17 +34,17 @@ def make_app(bundled: SpecSet) -> Callable[..., Starlette]:
 
 
 @pytest.fixture
-def app(make_app: Callable[..., Starlette]) -> Starlette:
+def app(make_app: Callable[..., FakeApp]) -> FakeApp:
     return make_app()
 
 
-def client_for(app: Starlette, base_url: str = "http://t") -> httpx.AsyncClient:
+def client_for(app: FakeApp, base_url: str = "http://t") -> httpx.AsyncClient:
     """An in-process client of ``app`` (use as ``async with client_for(app) as client:``)."""
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url)
 
 
 @pytest.fixture
-async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+async def client(app: FakeApp) -> AsyncIterator[httpx.AsyncClient]:
     async with client_for(app, "http://testserver") as client:
         yield client
 

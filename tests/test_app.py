@@ -10,9 +10,9 @@ import pytest
 import yaml
 from jsonschema import Draft7Validator
 from PIL import Image
-from starlette.applications import Starlette
 
 from mock_server import SpecSet
+from mock_server.http.app import FakeApp
 from tests.conftest import AUTH, SPECS, client_for
 
 pytestmark = pytest.mark.anyio
@@ -196,7 +196,7 @@ async def test_png_metadata_describes_the_request(client: httpx.AsyncClient) -> 
     assert image.info["prompt"].startswith("A T-Rex")
 
 
-async def test_image_urls_survive_a_restart(make_app: Callable[..., Starlette]) -> None:
+async def test_image_urls_survive_a_restart(make_app: Callable[..., FakeApp]) -> None:
     async with client_for(make_app(), "http://testserver") as first:
         url = (await generate(first)).json()["data"][0]["url"]
         original = (await first.get(url)).content
@@ -205,7 +205,7 @@ async def test_image_urls_survive_a_restart(make_app: Callable[..., Starlette]) 
 
 
 async def test_urls_signed_with_another_secret_are_refused(
-    make_app: Callable[..., Starlette],
+    make_app: Callable[..., FakeApp],
 ) -> None:
     async with client_for(make_app(url_secret="one")) as first:
         url = (await generate(first)).json()["data"][0]["url"]
@@ -230,7 +230,7 @@ async def test_tampered_image_urls_get_404(
     assert_envelope(await client.get(url), 404, httpx.URL(url).path)
 
 
-async def test_public_base_url_is_used_for_links(make_app: Callable[..., Starlette]) -> None:
+async def test_public_base_url_is_used_for_links(make_app: Callable[..., FakeApp]) -> None:
     app = make_app(public_base_url="https://images.example.test/base/")
     async with client_for(app) as c:
         url = (await generate(c)).json()["data"][0]["url"]
@@ -254,7 +254,7 @@ async def test_largest_seed_javascript_can_read_still_works(client: httpx.AsyncC
 
 
 async def test_sizes_a_spec_allows_but_the_fake_cannot_draw_get_400(
-    make_app: Callable[..., Starlette], tmp_path: Path
+    make_app: Callable[..., FakeApp], tmp_path: Path
 ) -> None:
     spec = (SPECS / "created-201.yaml").read_text()
     document = yaml.safe_load(spec)
@@ -324,7 +324,7 @@ async def test_bearer_scheme_is_case_insensitive(client: httpx.AsyncClient) -> N
     ],
 )
 async def test_fixed_list_of_keys(
-    make_app: Callable[..., Starlette], token: str, status: int
+    make_app: Callable[..., FakeApp], token: str, status: int
 ) -> None:
     app = make_app(auth="keys", api_keys=("key-1", "key-2"))
     async with client_for(app) as c:
@@ -336,7 +336,7 @@ async def test_fixed_list_of_keys(
     assert response.status_code == status
 
 
-async def test_auth_off_needs_no_header(make_app: Callable[..., Starlette]) -> None:
+async def test_auth_off_needs_no_header(make_app: Callable[..., FakeApp]) -> None:
     app = make_app(auth="off")
     async with client_for(app) as c:
         response = await c.post(GENERATIONS, json={"model": FLUX2, "prompt": "p"})
@@ -479,7 +479,7 @@ async def test_every_violation_is_reported_not_just_the_first(client: httpx.Asyn
 
 
 async def test_unknown_model_on_a_one_model_path_reports_the_rest_too(
-    make_app: Callable[..., Starlette],
+    make_app: Callable[..., FakeApp],
 ) -> None:
     app = make_app(specs=(str(SPECS / "created-201.yaml"),))
     async with client_for(app) as c:
@@ -589,7 +589,7 @@ async def test_json_content_types_are_accepted(
     assert (await post_raw(client, content, content_type)).status_code == 200
 
 
-async def test_body_over_the_cap_gets_413(make_app: Callable[..., Starlette]) -> None:
+async def test_body_over_the_cap_gets_413(make_app: Callable[..., FakeApp]) -> None:
     app = make_app(max_body_bytes=1000)
     async with client_for(app) as c:
         content = json.dumps({"model": FLUX2, "prompt": "x" * 2000}).encode()
@@ -630,14 +630,14 @@ async def test_wrong_method_gets_405_with_allow(client: httpx.AsyncClient, metho
 
 
 async def test_unexpected_failure_is_a_500_envelope(
-    make_app: Callable[..., Starlette], monkeypatch: pytest.MonkeyPatch
+    make_app: Callable[..., FakeApp], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app = make_app()
 
     def broken(*args: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(app.state.service, "generate", broken)
+    monkeypatch.setattr(app.service, "generate", broken)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
         response = await generate(c)
@@ -692,12 +692,12 @@ async def test_404_and_405_match_the_documented_envelope(
         Draft7Validator(schema).validate(response.json())
 
 
-async def test_success_schema_of_any_spec_is_honoured(make_app: Callable[..., Starlette]) -> None:
+async def test_success_schema_of_any_spec_is_honoured(make_app: Callable[..., FakeApp]) -> None:
     app = make_app(specs=(str(SPECS / "nullable-refs.json"), str(SPECS / "created-201.yaml")))
     async with client_for(app) as c:
         for model, status in (("test/nullable", 200), ("test/created", 201)):
             response = await c.post(GENERATIONS, json={"model": model, "prompt": "p"}, headers=AUTH)
             assert response.status_code == status
-            operation = app.state.service.spec_set.models_for("POST", GENERATIONS)[model]
+            operation = app.service.spec_set.models_for("POST", GENERATIONS)[model]
             Draft7Validator(operation.success_schema).validate(response.json())
             assert len(response.json()["data"]) == 1

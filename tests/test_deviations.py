@@ -6,12 +6,12 @@ from collections.abc import Callable
 import httpx
 import pytest
 from PIL import Image
-from starlette.applications import Starlette
 
 from mock_server import Settings
 from mock_server.cli import build_parser, settings_from_args
 from mock_server.errors import ConfigError
-from mock_server.http.deviations import DEVIATIONS, DeviationMiddleware
+from mock_server.http.app import FakeApp
+from mock_server.http.deviations import DEVIATIONS
 from tests.conftest import AUTH
 
 pytestmark = pytest.mark.anyio
@@ -20,52 +20,52 @@ GENERATIONS = "/v1/images/generations"
 BODY = {"model": "blackforestlabs/flux-2", "prompt": "p", "image_size": "square"}
 
 
-async def call(app: Starlette, body: object = BODY) -> httpx.Response:
+async def call(app: FakeApp, body: object = BODY) -> httpx.Response:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         return await client.post(GENERATIONS, json=body, headers=AUTH)
 
 
 async def test_without_deviations_nothing_is_added_to_the_app(
-    make_app: Callable[..., Starlette],
+    make_app: Callable[..., FakeApp],
 ) -> None:
     app = make_app()
-    assert DeviationMiddleware not in [middleware.cls for middleware in app.user_middleware]
+    assert app.pipeline.deviate is None
     response = await call(app)
     assert response.status_code == 200
     assert response.json()["meta"] == {"usage": {"credits_used": 25_200}}
 
 
-async def test_status_201(make_app: Callable[..., Starlette]) -> None:
+async def test_status_201(make_app: Callable[..., FakeApp]) -> None:
     app = make_app(deviations=("status-201",))
     response = await call(app)
     assert response.status_code == 201
     assert len(response.json()["data"]) == 1
     # The journal shows what the client got.
-    assert [entry.status for entry in app.state.journal] == [201]
+    assert [entry.status for entry in app.journal] == [201]
 
 
-async def test_tokens_used_replaces_credits_used(make_app: Callable[..., Starlette]) -> None:
+async def test_tokens_used_replaces_credits_used(make_app: Callable[..., FakeApp]) -> None:
     response = await call(make_app(deviations=("tokens-used",)))
     assert response.json()["meta"] == {"usage": {"tokens_used": 25_200}}
     assert response.headers["content-length"] == str(len(response.content))
 
 
 async def test_usd_spent_is_added_at_two_million_credits_per_dollar(
-    make_app: Callable[..., Starlette],
+    make_app: Callable[..., FakeApp],
 ) -> None:
     response = await call(make_app(deviations=("usd-spent",)))
     assert response.json()["meta"] == {"usage": {"credits_used": 25_200, "usd_spent": 0.0126}}
 
 
-async def test_data_null(make_app: Callable[..., Starlette]) -> None:
+async def test_data_null(make_app: Callable[..., FakeApp]) -> None:
     response = await call(make_app(deviations=("data-null",)))
     assert response.status_code == 200
     assert response.json()["data"] is None
 
 
 async def test_wrong_size_serves_half_the_requested_size(
-    make_app: Callable[..., Starlette],
+    make_app: Callable[..., FakeApp],
 ) -> None:
     app = make_app(deviations=("wrong-size",))
     body = {**BODY, "image_size": {"width": 1024, "height": 768}, "output_format": "jpeg"}
@@ -84,7 +84,7 @@ async def test_wrong_size_serves_half_the_requested_size(
     ],
 )
 async def test_problem_json_errors(
-    make_app: Callable[..., Starlette], body: object, status: int, name: str
+    make_app: Callable[..., FakeApp], body: object, status: int, name: str
 ) -> None:
     app = make_app(deviations=("problem-json",))
     transport = httpx.ASGITransport(app=app)
@@ -108,7 +108,7 @@ async def test_problem_json_errors(
     assert problem["error"] == {"name": name, "message": problem["message"]}
 
 
-async def test_problem_json_also_covers_unknown_paths(make_app: Callable[..., Starlette]) -> None:
+async def test_problem_json_also_covers_unknown_paths(make_app: Callable[..., FakeApp]) -> None:
     transport = httpx.ASGITransport(app=make_app(deviations=("problem-json",)))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         response = await client.get("/v1/nope")
@@ -116,7 +116,7 @@ async def test_problem_json_also_covers_unknown_paths(make_app: Callable[..., St
     assert response.json()["title"] == "Not Found"
 
 
-async def test_deviations_combine(make_app: Callable[..., Starlette]) -> None:
+async def test_deviations_combine(make_app: Callable[..., FakeApp]) -> None:
     response = await call(make_app(deviations=("status-201", "tokens-used", "usd-spent")))
     assert response.status_code == 201
     assert response.json()["meta"] == {"usage": {"tokens_used": 25_200, "usd_spent": 0.0126}}

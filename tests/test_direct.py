@@ -1,7 +1,8 @@
-"""The API routes are answered in front of Starlette when nothing is to be injected; every
-answer must be the one Starlette's routing gives. A ``Prefer`` header the fake does not know
-(``wait=1``) sends a request the long way without changing its answer, so each request here is
-sent both ways and the answers and journal entries compared."""
+"""The request pipeline: routing, the body reader, and the deliver stage.
+
+A ``Prefer`` header the fake does not know (``wait=1``) makes the deliver stage decide how to
+send an answer (it then finds nothing to inject); the answer and journal entry must be those of
+a request sent plainly, so each request here is sent both ways and the results compared."""
 
 from __future__ import annotations
 
@@ -10,18 +11,17 @@ from typing import Any
 
 import httpx
 import pytest
-from starlette.applications import Starlette
 
 from mock_server.controls.journal import JournalEntry
 from mock_server.http.app import FakeApp
-from mock_server.http.endpoints import request_headers
+from mock_server.http.pipeline import Request, base_url
 from tests.conftest import AUTH
 
 pytestmark = pytest.mark.anyio
 
 GENERATIONS = "/v1/images/generations"
 FLUX2 = "blackforestlabs/flux-2"
-LONG_WAY = {"Prefer": "wait=1"}
+LONG = {"Prefer": "wait=1"}
 JSON_HEADERS = {**AUTH, "Content-Type": "application/json"}
 
 
@@ -79,106 +79,104 @@ def journalled(entry: JournalEntry) -> dict[str, Any]:
 
 
 @pytest.fixture
-def app(make_app: Callable[..., Starlette]) -> Starlette:
+def app(make_app: Callable[..., FakeApp]) -> FakeApp:
     return make_app(auth="keys", api_keys=("test-key",), max_body_bytes=4096, journal_size=100)
 
 
 async def both_ways(
-    app: Starlette, method: str, path: str, headers: dict[str, str], body: bytes
+    app: FakeApp, method: str, path: str, headers: dict[str, str], body: bytes
 ) -> tuple[tuple[httpx.Response, JournalEntry], tuple[httpx.Response, JournalEntry]]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        direct = await client.request(method, path, headers=headers, content=body)
-        direct_entry = app.state.journal.last
-        routed = await client.request(method, path, headers={**headers, **LONG_WAY}, content=body)
-        routed_entry = app.state.journal.last
-    return (direct, direct_entry), (routed, routed_entry)
+        plain = await client.request(method, path, headers=headers, content=body)
+        plain_entry = app.journal.last
+        delivered = await client.request(method, path, headers={**headers, **LONG}, content=body)
+        delivered_entry = app.journal.last
+    return (plain, plain_entry), (delivered, delivered_entry)
 
 
 @pytest.mark.parametrize(("method", "path", "headers", "body"), REQUESTS)
-async def test_direct_and_routed_answers_are_the_same(
-    app: Starlette, method: str, path: str, headers: dict[str, str], body: bytes
+async def test_plain_and_delivered_answers_are_the_same(
+    app: FakeApp, method: str, path: str, headers: dict[str, str], body: bytes
 ) -> None:
-    (direct, direct_entry), (routed, routed_entry) = await both_ways(
+    (plain, plain_entry), (delivered, delivered_entry) = await both_ways(
         app, method, path, headers, body
     )
-    assert comparable(direct) == comparable(routed)
-    assert journalled(direct_entry) == journalled(routed_entry)
-    assert direct_entry is not routed_entry
-    assert app.state.journal[0] is direct_entry  # one entry per request, however often read
-    assert direct_entry.duration is not None and direct_entry.duration >= 0
+    assert comparable(plain) == comparable(delivered)
+    assert journalled(plain_entry) == journalled(delivered_entry)
+    assert plain_entry is not delivered_entry
+    assert app.journal[0] is plain_entry  # one entry per request, however often read
+    assert plain_entry.duration is not None and plain_entry.duration >= 0
 
 
-async def test_images_are_served_alike_both_ways(app: Starlette) -> None:
+async def test_images_are_served_alike_both_ways(app: FakeApp) -> None:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         made = await client.post(
             GENERATIONS, json={"model": FLUX2, "prompt": "a fox"}, headers=AUTH
         )
     url = made.json()["data"][0]["url"].removeprefix("http://testserver")
-    (direct, _), (routed, _) = await both_ways(app, "GET", url, AUTH, b"")
-    assert direct.status_code == 200
-    assert comparable(direct) == comparable(routed)
+    (plain, _), (delivered, _) = await both_ways(app, "GET", url, AUTH, b"")
+    assert plain.status_code == 200
+    assert comparable(plain) == comparable(delivered)
     (head, _), _ = await both_ways(app, "HEAD", url, AUTH, b"")
     assert head.status_code == 200 and head.content == b""
 
 
 async def test_a_failure_inside_the_fake_is_a_500_both_ways(
-    app: Starlette, monkeypatch: pytest.MonkeyPatch
+    app: FakeApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def broken(*args: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(app.state.service, "generate", broken)
+    monkeypatch.setattr(app.service, "generate", broken)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         body = b'{"model":"%s","prompt":"p"}' % FLUX2.encode()
-        direct = await client.post(GENERATIONS, content=body, headers=JSON_HEADERS)
-        routed = await client.post(GENERATIONS, content=body, headers={**JSON_HEADERS, **LONG_WAY})
-    assert comparable(direct) == comparable(routed)
-    assert direct.status_code == 500
-    assert [str(error) for error in app.state.journal.errors] == ["boom", "boom"]
-    assert [entry.status for entry in app.state.journal] == [500, 500]
+        plain = await client.post(GENERATIONS, content=body, headers=JSON_HEADERS)
+        delivered = await client.post(GENERATIONS, content=body, headers={**JSON_HEADERS, **LONG})
+    assert comparable(plain) == comparable(delivered)
+    assert plain.status_code == 500
+    assert [str(error) for error in app.journal.errors] == ["boom", "boom"]
+    assert [entry.status for entry in app.journal] == [500, 500]
 
 
-def route_for(app: FakeApp, path: str = GENERATIONS, method: str = "POST", **extra: Any) -> object:
-    headers = [(b"authorization", b"Bearer test-key"), *extra.pop("headers", [])]
-    scope = {"type": "http", "method": method, "path": path, "headers": headers, **extra}
-    assert app.direct is not None
-    return app.direct.route_for(scope, request_headers(scope))
+def test_routes_of_the_pipeline(make_app: Callable[..., FakeApp]) -> None:
+    pipeline = make_app().pipeline
+
+    def route(method: str, path: str) -> bool:
+        scope = {"type": "http", "method": method, "path": path, "headers": []}
+        return pipeline.route(Request(0.0, method, path, scope, {}))
+
+    assert route("POST", GENERATIONS) and route("POST", "/images/generations")
+    assert route("POST", GENERATIONS + "/")  # as the API's own docs post it
+    assert not route("GET", GENERATIONS)
+    assert not route("POST", "/v1/images/nope")
+    assert not route("GET", "/files/abc.png")
 
 
-def test_which_requests_take_the_direct_path(make_app: Callable[..., Starlette]) -> None:
-    app = make_app()
-    assert isinstance(app, FakeApp) and app.direct is not None
-    direct = app.direct
-    assert route_for(app) is direct.generation
-    assert route_for(app, "/images/generations") is direct.generation
-    assert route_for(app, "/files/abc.png", "GET") is direct.image
-    # Everything else goes through Starlette: other methods and paths, a Prefer header,
-    # a root path to take off, the admin routes.
-    assert route_for(app, method="GET") is None
-    assert route_for(app, "/files/a/b.png", "GET") is None
-    assert route_for(app, "/files/", "GET") is None
-    assert route_for(app, "/v1/images/nope") is None
-    assert route_for(app, headers=[(b"prefer", b"code=429")]) is None
-    assert route_for(app, root_path="/api") is None
-    assert route_for(app, "/__mock/requests", "GET") is None
-    # Fault rules and latency apply to generations, which then go the long way; images do not.
-    app.state.faults.fail(503)
-    assert route_for(app) is None
-    assert route_for(app, "/files/abc.png", "GET") is direct.image
-    app.state.faults.reset()
-    assert route_for(app) is direct.generation
+async def test_trailing_slash_is_answered_like_the_path_without_it(app: FakeApp) -> None:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        response = await client.post(GENERATIONS + "/", content=FOX + b"}", headers=JSON_HEADERS)
+        wrong = await client.post(GENERATIONS + "/", content=b"{}", headers=JSON_HEADERS)
+    assert response.status_code == 200 and len(response.json()["data"]) == 1
+    assert wrong.status_code == 400 and wrong.json()["path"] == GENERATIONS
+    assert app.journal.last.path == GENERATIONS + "/"  # the journal keeps what was sent
 
 
-def test_deviations_send_every_request_the_long_way(make_app: Callable[..., Starlette]) -> None:
-    app = make_app(deviations=("status-201",))
-    assert isinstance(app, FakeApp) and app.direct is None
+async def test_other_methods_get_405_with_the_allowed_ones(app: FakeApp) -> None:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        response = await client.get(GENERATIONS, headers=AUTH)
+        admin = await client.put("/__mock/requests")
+    assert response.status_code == 405 and response.headers["allow"] == "POST"
+    assert response.json()["message"] == f"Method GET is not allowed on {GENERATIONS}; use POST"
+    assert admin.status_code == 405 and admin.headers["allow"] == "DELETE, HEAD, GET"
 
 
 @pytest.mark.parametrize("pieces", [1, 3, 40], ids=["one", "three", "forty"])
-async def test_a_body_sent_in_pieces_is_read_whole(app: Starlette, pieces: int) -> None:
+async def test_a_body_sent_in_pieces_is_read_whole(app: FakeApp, pieces: int) -> None:
     body = FOX + b"}"
     size = -(-len(body) // pieces)
 
@@ -190,4 +188,24 @@ async def test_a_body_sent_in_pieces_is_read_whole(app: Starlette, pieces: int) 
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         response = await client.post(GENERATIONS, content=chunks(), headers=JSON_HEADERS)
     assert response.status_code == 200, response.text
-    assert app.state.journal.last.raw_body == body
+    assert app.journal.last.raw_body == body
+
+
+@pytest.mark.parametrize(
+    ("host", "server", "root_path", "expected"),
+    [
+        (b"example.com:8000", ("127.0.0.1", 9), "", "http://example.com:8000"),
+        (b"[::1]:8000", ("::1", 8000), "", "http://[::1]:8000"),
+        (None, ("127.0.0.1", 9000), "", "http://127.0.0.1:9000"),
+        (None, ("::1", 9000), "/api", "http://[::1]:9000/api"),
+        (b"a/b", ("127.0.0.1", 9000), "", "http://127.0.0.1:9000"),
+        (b"x y", ("h", 80), "", "http://h"),
+        (b"", None, "", "http://localhost"),
+    ],
+)
+def test_image_urls_start_from_the_host_the_client_reached(
+    host: bytes | None, server: tuple[str, int] | None, root_path: str, expected: str
+) -> None:
+    headers = {b"host": host} if host is not None else {}
+    scope = {"type": "http", "scheme": "http", "server": server, "root_path": root_path}
+    assert base_url(scope, headers) == expected

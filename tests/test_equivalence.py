@@ -20,7 +20,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft7Validator
-from starlette.requests import Request
 
 from mock_server import load_specs
 from mock_server.engine.body import MAX_INTEGER_DIGITS, MAX_NESTING, parse_json_body
@@ -33,7 +32,6 @@ from mock_server.engine.synthesis import (
 )
 from mock_server.engine.validation import SchemaValidator, fast_path_agrees
 from mock_server.errors import ApiError
-from mock_server.http.addresses import url_parts
 from mock_server.images.tokens import PROMPT_CHARS, _payload
 from mock_server.types import ImageSpec
 from tests.conftest import SPECS
@@ -376,42 +374,6 @@ raw_bodies = st.one_of(
 @given(raw=raw_bodies)
 def test_body_parsing_is_unchanged(raw: bytes) -> None:
     assert _outcome(parse_json_body, raw) == _outcome(_reference_parse, raw)
-
-
-header_values = st.binary(min_size=0, max_size=20).filter(
-    lambda b: b"\r" not in b and b"\n" not in b
-)
-
-
-@settings(max_examples=EXAMPLES)
-@given(
-    scheme=st.sampled_from(["http", "https", "ws"]),
-    host=st.none() | header_values | st.sampled_from([b"a/b", b"[::1]:8000", b"x:99999", b"h:80"]),
-    server=st.none() | st.tuples(st.sampled_from(["127.0.0.1", "::1", "h"]), st.integers(1, 65535)),
-    root_path=st.sampled_from(["", "/api", "/a/"]),
-    path=st.sampled_from(["/v1/images/generations", "/images/generations", "//x", "/a?b#c"]),
-)
-def test_url_parts_are_what_starlette_computes(
-    scheme: str, host: bytes | None, server: tuple[str, int] | None, root_path: str, path: str
-) -> None:
-    headers = [(b"host", host)] if host is not None else []
-    scope = {
-        "type": "http",
-        "scheme": scheme,
-        "server": server,
-        "root_path": root_path,
-        "path": path,
-        "query_string": b"q=1",
-        "headers": headers,
-    }
-    try:
-        expected = (Request(scope).url.path, str(Request(scope).base_url))
-    except Exception as error:  # Starlette itself refuses some combinations
-        with pytest.raises(type(error)):
-            url_parts(scope)
-        return
-    assert url_parts(scope) == expected
-    assert url_parts(scope) == expected  # and again, from the cache
 
 
 @settings(max_examples=EXAMPLES)

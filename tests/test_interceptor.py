@@ -8,12 +8,12 @@ import httpx
 import pytest
 import yaml
 from jsonschema import Draft7Validator
-from starlette.applications import Starlette
 
 from mock_server import ConfigError, SpecSet, create_app
 from mock_server.controls.faults import FORCEABLE_STATUSES, FaultPlan
 from mock_server.controls.journal import Journal
 from mock_server.errors import STATUS_MESSAGES
+from mock_server.http.app import FakeApp
 from mock_server.spec.load import bundled_specs_dir
 from tests.conftest import AUTH
 
@@ -25,17 +25,17 @@ GENERATIONS = "/v1/images/generations"
 BODY = {"model": FLUX2, "prompt": "a lighthouse at dusk"}
 
 
-def client_for(app: Starlette) -> httpx.AsyncClient:
+def client_for(app: FakeApp) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
 
 
-def journal_of(app: Starlette) -> Journal:
-    journal: Journal = app.state.journal
+def journal_of(app: FakeApp) -> Journal:
+    journal: Journal = app.journal
     return journal
 
 
-def faults_of(app: Starlette) -> FaultPlan:
-    plan: FaultPlan = app.state.faults
+def faults_of(app: FakeApp) -> FaultPlan:
+    plan: FaultPlan = app.faults
     return plan
 
 
@@ -73,7 +73,7 @@ async def test_forced_429_carries_a_retry_after_the_spec_allows(client: httpx.As
         assert int(response.headers["retry-after"]) == expected
 
 
-async def test_scripted_faults_send_the_same_envelope(app: Starlette) -> None:
+async def test_scripted_faults_send_the_same_envelope(app: FakeApp) -> None:
     faults_of(app).fail(502, times=1)
     async with client_for(app) as client:
         first = await client.post(GENERATIONS, json=BODY, headers=AUTH)
@@ -84,7 +84,7 @@ async def test_scripted_faults_send_the_same_envelope(app: Starlette) -> None:
     assert [(e.status, e.fault) for e in journal_of(app)] == [(502, "code=502"), (200, None)]
 
 
-async def test_a_fault_wins_but_the_journal_keeps_the_violations(app: Starlette) -> None:
+async def test_a_fault_wins_but_the_journal_keeps_the_violations(app: FakeApp) -> None:
     async with client_for(app) as client:
         response = await client.post(
             GENERATIONS, json={**BODY, "seed": -1}, headers={**AUTH, "Prefer": "code=503"}
@@ -96,7 +96,7 @@ async def test_a_fault_wins_but_the_journal_keeps_the_violations(app: Starlette)
     assert entry.image_urls == []
 
 
-async def test_prefer_and_rules_together(app: Starlette) -> None:
+async def test_prefer_and_rules_together(app: FakeApp) -> None:
     faults_of(app).fail(503, times=1)
     async with client_for(app) as client:
         forced = await client.post(GENERATIONS, json=BODY, headers={**AUTH, "Prefer": "code=429"})
@@ -123,7 +123,7 @@ async def test_unknown_preferences_are_ignored(client: httpx.AsyncClient) -> Non
     assert response.status_code == 200
 
 
-async def test_rules_fail_api_requests_only_but_prefer_reaches_downloads(app: Starlette) -> None:
+async def test_rules_fail_api_requests_only_but_prefer_reaches_downloads(app: FakeApp) -> None:
     async with client_for(app) as client:
         url = (await client.post(GENERATIONS, json=BODY, headers=AUTH)).json()["data"][0]["url"]
         faults_of(app).fail(500)
@@ -133,7 +133,7 @@ async def test_rules_fail_api_requests_only_but_prefer_reaches_downloads(app: St
         assert (await client.post(GENERATIONS, json=BODY, headers=AUTH)).status_code == 500
 
 
-async def test_model_rule_leaves_other_models_alone(app: Starlette) -> None:
+async def test_model_rule_leaves_other_models_alone(app: FakeApp) -> None:
     faults_of(app).fail("code=500, model=blackforestlabs/flux-2-max")
     async with client_for(app) as client:
         flux2 = await client.post(GENERATIONS, json=BODY, headers=AUTH)
@@ -160,7 +160,7 @@ async def test_prefer_delay_holds_the_answer(client: httpx.AsyncClient) -> None:
 
 
 async def test_latency_applies_to_successful_generations_only(
-    app: Starlette, monkeypatch: pytest.MonkeyPatch
+    app: FakeApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     plan = faults_of(app)
     plan.set_latency("fixed=0.5, per=megapixel")
@@ -183,7 +183,7 @@ async def test_latency_applies_to_successful_generations_only(
     assert scales == [4.0]  # 2 MP × 2 images; errors answer at once
 
 
-async def test_latency_delays_a_generation(make_app: Callable[..., Starlette]) -> None:
+async def test_latency_delays_a_generation(make_app: Callable[..., FakeApp]) -> None:
     app = make_app(latency="fixed=0.05, per=image")
     async with client_for(app) as client:
         started = time.monotonic()
@@ -195,7 +195,7 @@ async def test_latency_delays_a_generation(make_app: Callable[..., Starlette]) -
 # --- the journal as the interceptor fills it ------------------------------------------------
 
 
-async def test_every_request_is_journaled_with_what_the_fake_answered(app: Starlette) -> None:
+async def test_every_request_is_journaled_with_what_the_fake_answered(app: FakeApp) -> None:
     async with client_for(app) as client:
         ok = await client.post(GENERATIONS, json=BODY, headers={**AUTH, "X-Title": "demo"})
         url = ok.json()["data"][0]["url"]
@@ -224,7 +224,7 @@ async def test_every_request_is_journaled_with_what_the_fake_answered(app: Starl
 
 
 async def test_journal_keeps_the_latest_entries_and_can_be_off(
-    make_app: Callable[..., Starlette],
+    make_app: Callable[..., FakeApp],
 ) -> None:
     small, off = make_app(journal_size=2), make_app(journal_size=0)
     for app in (small, off):
@@ -236,12 +236,12 @@ async def test_journal_keeps_the_latest_entries_and_can_be_off(
 
 
 async def test_exceptions_inside_the_fake_are_kept(
-    app: Starlette, monkeypatch: pytest.MonkeyPatch
+    app: FakeApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def broken(*args: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(app.state.service, "generate", broken)
+    monkeypatch.setattr(app.service, "generate", broken)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         response = await client.post(GENERATIONS, json=BODY, headers=AUTH)
@@ -293,7 +293,7 @@ async def test_fault_controls_over_http(client: httpx.AsyncClient) -> None:
 
 
 async def test_reset_over_http_returns_to_the_configured_faults(
-    make_app: Callable[..., Starlette],
+    make_app: Callable[..., FakeApp],
 ) -> None:
     app = make_app(faults=("code=500, times=1",))
     async with client_for(app) as client:
@@ -326,7 +326,7 @@ async def test_a_rule_can_be_sent_as_plain_text(client: httpx.AsyncClient) -> No
     assert response.json() == {"fault": "code=504, times=2"}
 
 
-async def test_admin_routes_can_be_switched_off(make_app: Callable[..., Starlette]) -> None:
+async def test_admin_routes_can_be_switched_off(make_app: Callable[..., FakeApp]) -> None:
     async with client_for(make_app(admin=False)) as client:
         response = await client.get("/__mock/requests")
     assert response.status_code == 404

@@ -74,7 +74,7 @@ def test_each_fixture_in_a_user_suite(suite: pytest.Pytester) -> None:
 
 
         def test_the_asgi_app(aimlapi_app):
-            assert aimlapi_app.state.service.spec_set.models == [
+            assert aimlapi_app.service.spec_set.models == [
                 "blackforestlabs/flux-2", "blackforestlabs/flux-2-max"
             ]
 

@@ -26,11 +26,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
-from starlette.applications import Starlette
 
 from bench.load import drive
 from bench.workload import URL_SECRET, mixed_requests
 from mock_server import Settings, create_app
+from mock_server.http.app import FakeApp
 from mock_server.http.server import BackgroundServer
 
 LONG = os.environ.get("AIMLAPI_MOCK_LONG_TESTS") == "1"
@@ -128,7 +128,7 @@ methods = st.sampled_from(["POST", "POST", "POST", "GET", "PUT", "DELETE", "OPTI
 
 
 async def call_asgi(
-    app: Starlette, method: str, path: str, header_list: list[tuple[str, str]], chunks: list[bytes]
+    app: FakeApp, method: str, path: str, header_list: list[tuple[str, str]], chunks: list[bytes]
 ) -> tuple[int, dict[str, str], bytes]:
     """One request straight through the ASGI interface, the body in ``chunks``."""
     scope = {
@@ -181,7 +181,7 @@ def assert_answer(status: int, response_headers: dict[str, str], body: bytes, me
 
 
 @pytest.fixture(scope="module")
-def fuzz_app() -> Starlette:
+def fuzz_app() -> FakeApp:
     return create_app(Settings(max_body_bytes=4096))
 
 
@@ -204,7 +204,7 @@ def runner() -> Iterator[asyncio.Runner]:
     cuts=st.lists(st.integers(0, 200), max_size=3),
 )
 def test_fuzzed_requests_get_an_envelope_never_a_5xx(
-    fuzz_app: Starlette,
+    fuzz_app: FakeApp,
     runner: asyncio.Runner,
     method: str,
     path: str,
@@ -227,7 +227,7 @@ def test_fuzzed_requests_get_an_envelope_never_a_5xx(
 )
 @given(body=bodies, auth=authorization, media=content_type)
 def test_fuzzed_bodies_on_the_generation_path(
-    fuzz_app: Starlette, runner: asyncio.Runner, body: bytes, auth: str, media: str
+    fuzz_app: FakeApp, runner: asyncio.Runner, body: bytes, auth: str, media: str
 ) -> None:
     header_list = [("authorization", auth), ("content-type", media)]
     status, response_headers, content = runner.run(

@@ -1,11 +1,10 @@
 """The journal: every request the fake received and what it answered, with assertion helpers.
 
-Recording is cheap on purpose (an append of raw bytes); decoding the body, the headers and the
-answer happens when a test looks at an entry. A request answered in one go (no fault injected)
-is recorded once answered, as a plain tuple that becomes a :class:`JournalEntry` when read.
-Headers are kept packed into one bytes object: a server keeping a thousand requests' header lists
-(a list, a tuple per header) runs measurably slower, as each new request's objects land among
-the old ones.
+The request pipeline writes one :class:`JournalEntry` per request, once: when its answer has been
+sent, or, for an answer held back by a fault or latency, when it is decided (a test can then see
+the request while its answer waits). It holds the request as it arrived and the answer as it left.
+Recording is cheap on purpose (the raw bytes are kept); decoding the body, the headers and the
+answer happens when a test looks at an entry.
 """
 
 from __future__ import annotations
@@ -14,23 +13,16 @@ import difflib
 import json
 import pprint
 import threading
-import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
-from itertools import chain
-from typing import Any
 
 from ..types import JSON, Violation
 
 __all__ = ["Journal", "JournalAssertionError", "JournalEntry"]
 
 REDACTED = "<redacted>"
-Headers = bytes | list[tuple[bytes, bytes]]
-"""ASGI header pairs, or :func:`_pack`'s bytes for them."""
-Exchange = tuple[Any, ...]
-"""What :meth:`Journal.record_exchange` keeps: received_at, method, path, query, packed headers,
-is_generation, raw body, status, packed response headers, response body or None, finished_at."""
+RawHeaders = list[tuple[bytes, bytes]]
 _MISSING = object()
 
 
@@ -41,9 +33,9 @@ class JournalAssertionError(AssertionError):
 class JournalEntry:
     """One request the fake received, and its answer as sent.
 
-    ``status`` is None while the answer is pending, or when a transport fault closed the
-    connection before any answer. ``fault`` names the fault injected into the answer, if any;
-    ``error`` is an exception raised inside the fake while serving the request.
+    ``status`` is None when a transport fault closed the connection before any answer.
+    ``fault`` names the fault injected into the answer, if any; ``error`` is an exception raised
+    inside the fake while serving the request (the client then got a 500).
     """
 
     __slots__ = (
@@ -52,7 +44,7 @@ class JournalEntry:
         "_own_answer",
         "_raw_headers",
         "_raw_query",
-        "_response_chunks",
+        "_response_body",
         "_response_headers",
         "duration",
         "error",
@@ -67,66 +59,41 @@ class JournalEntry:
 
     def __init__(
         self,
+        received_at: float,
         method: str,
         path: str,
         raw_query: bytes,
-        raw_headers: list[tuple[bytes, bytes]],
+        raw_headers: RawHeaders,
+        raw_body: bytes,
         is_generation: bool,
+        status: int | None,
+        response_headers: RawHeaders,
+        response_body: bytes | None,
+        duration: float,
+        *,
+        fault: str | None = None,
+        own_answer: bytes | None = None,
+        error: BaseException | None = None,
     ) -> None:
+        self.received_at = received_at
         self.method = method
         self.path = path
         self._raw_query = raw_query
+        self._raw_headers = raw_headers
+        self.raw_body = raw_body
+        """The request body exactly as received."""
         self.is_generation = is_generation
         """True for requests to an API operation (not image downloads or unknown paths)."""
-        self.received_at = time.time()
-        self.raw_body = b""
-        self.status: int | None = None
-        self.fault: str | None = None
-        self.error: BaseException | None = None
-        self.duration: float | None = None
+        self.status = status
+        self._response_headers = response_headers
+        self._response_body = response_body
+        self.duration = duration
         """Seconds from receiving the request to handing over the last byte of the answer."""
-        self._raw_headers = _pack(raw_headers)
-        self._response_headers: Headers = b""
-        self._response_chunks: list[bytes] = []
-        self._own_answer: bytes | None = None
+        self.fault = fault
+        self._own_answer = own_answer
+        self.error = error
         self._headers: dict[str, str] | None = None
         self._body: JSON = _MISSING
-
-    # Written by the fake while it answers -------------------------------------------------
-
-    def response_started(self, status: int, headers: Iterable[tuple[bytes, bytes]]) -> bool:
-        """Note the status; returns whether the body is worth keeping (JSON, not images)."""
-        self.status = status
-        headers = list(headers)
-        self._response_headers = _pack(headers)
-        for name, value in headers:
-            if name == b"content-type":
-                return b"json" in value
-        return False
-
-    @classmethod
-    def _of_exchange(cls, exchange: Exchange) -> JournalEntry:
-        """The entry for a request recorded by :meth:`Journal.record_exchange`."""
-        received_at, method, path, query, headers, is_generation, raw_body = exchange[:7]
-        status, response_headers, response_body, finished_at = exchange[7:]
-        entry = cls(method, path, query, [], is_generation)
-        entry.received_at, entry.raw_body, entry.status = received_at, raw_body, status
-        entry.duration = finished_at - received_at
-        entry._raw_headers, entry._response_headers = headers, response_headers
-        if response_body is not None:
-            entry._response_chunks.append(response_body)
-        return entry
-
-    def response_chunk(self, chunk: bytes) -> None:
-        self._response_chunks.append(chunk)
-
-    def replaced_answer(self, body: bytes) -> None:
-        """Keep the fake's own answer when a fault replaced it (its violations still count)."""
-        self._own_answer = body
-        self._response_chunks = []
-
-    def finished(self) -> None:
-        self.duration = time.time() - self.received_at
 
     # Read by tests -----------------------------------------------------------------------
 
@@ -149,7 +116,7 @@ class JournalEntry:
 
     def _decoded_headers(self) -> dict[str, str]:
         headers: dict[str, str] = {}
-        for raw_name, raw_value in _unpack(self._raw_headers):
+        for raw_name, raw_value in self._raw_headers:
             name = raw_name.decode("latin-1").lower()
             value = raw_value.decode("latin-1")
             if name == "authorization":
@@ -173,9 +140,7 @@ class JournalEntry:
 
     @property
     def response_headers(self) -> dict[str, str]:
-        return {
-            n.decode("latin-1"): v.decode("latin-1") for n, v in _unpack(self._response_headers)
-        }
+        return {n.decode("latin-1"): v.decode("latin-1") for n, v in self._response_headers}
 
     @property
     def request_id(self) -> str | None:
@@ -184,15 +149,13 @@ class JournalEntry:
     @property
     def response_body(self) -> JSON:
         """The JSON answer as sent (None for images, or when nothing was sent)."""
-        return _decode(b"".join(self._response_chunks))
+        return _decode(self._response_body or b"")
 
     @property
     def violations(self) -> list[Violation]:
         """What the fake found wrong with the body, even when a fault replaced its answer."""
-        answer = (
-            self._own_answer if self._own_answer is not None else b"".join(self._response_chunks)
-        )
-        found = _decode(answer)
+        answer = self._own_answer if self._own_answer is not None else self._response_body
+        found = _decode(answer or b"")
         if isinstance(found, dict) and not isinstance(found.get("violations"), list):
             found = found.get("error")  # an envelope that nests its details
         items = found.get("violations") if isinstance(found, dict) else None
@@ -250,7 +213,7 @@ class Journal:
 
     def __init__(self, limit: int = 1000) -> None:
         self.limit = limit
-        self._entries: deque[JournalEntry | Exchange] = deque(maxlen=limit or 1)
+        self._entries: deque[JournalEntry] = deque(maxlen=limit or 1)
         self._lock = threading.Lock()
         self.errors: list[BaseException] = []
 
@@ -263,25 +226,6 @@ class Journal:
             with self._lock:
                 self._entries.append(entry)
 
-    def record_exchange(
-        self,
-        received_at: float,
-        request: tuple[str, str, bytes, list[tuple[bytes, bytes]], bool, bytes],
-        answer: tuple[int, list[tuple[bytes, bytes]], bytes | None],
-    ) -> None:
-        """Record a request answered in one go, once answered (cheaper than a JournalEntry).
-
-        ``request`` is method, path, query, headers, whether it is a generation, and body;
-        ``answer`` is status, headers and body (None when not worth keeping, as for an image).
-        """
-        if self.limit:
-            method, path, query, headers, is_generation, body = request
-            status, answer_headers, answer_body = answer
-            exchange = (received_at, method, path, query, _pack(headers), is_generation, body,
-                        status, _pack(answer_headers), answer_body, time.time())  # fmt: skip
-            with self._lock:
-                self._entries.append(exchange)
-
     def clear(self) -> None:
         """Forget every entry and error."""
         with self._lock:
@@ -290,16 +234,12 @@ class Journal:
 
     @property
     def entries(self) -> list[JournalEntry]:
-        """A snapshot of every entry, oldest first."""
+        """A snapshot of every entry, in the order the requests arrived."""
         with self._lock:
-            entries = [
-                item if isinstance(item, JournalEntry) else JournalEntry._of_exchange(item)
-                for item in self._entries
-            ]
-            # Kept as entries from now on, so each request has one JournalEntry however often read.
-            self._entries.clear()
-            self._entries.extend(entries)
-            return entries
+            entries = list(self._entries)
+        # Written as answered: a slow answer (a render, a delay) can follow a later request's.
+        entries.sort(key=_arrival)
+        return entries
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -417,6 +357,10 @@ class Journal:
         )
 
 
+def _arrival(entry: JournalEntry) -> float:
+    return entry.received_at
+
+
 def _mismatches(expected: dict[str, JSON], body: JSON) -> list[str]:
     """One line (plus a diff for long values) per field of ``expected`` that ``body`` lacks."""
     received = body if isinstance(body, dict) else {}
@@ -465,20 +409,3 @@ def _listing(entries: list[JournalEntry]) -> str:
 
 def _also_received(entries: list[JournalEntry]) -> str:
     return f", only{_listing(entries)}" if entries else ""
-
-
-def _pack(headers: list[tuple[bytes, bytes]]) -> Headers:
-    """``headers`` as one bytes object: names and values joined by newlines.
-
-    HTTP allows no newline in a header, so this is exact for anything a server hands over;
-    headers that hold one anyway (a hand-made ASGI scope) are kept as they are.
-    """
-    packed = b"\n".join(chain.from_iterable(headers))
-    return packed if packed.count(b"\n") == 2 * len(headers) - 1 else list(headers)
-
-
-def _unpack(headers: Headers) -> Iterator[tuple[bytes, bytes]]:
-    if isinstance(headers, list):
-        return iter(headers)
-    parts = headers.split(b"\n")
-    return zip(parts[::2], parts[1::2], strict=True)

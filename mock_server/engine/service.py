@@ -21,8 +21,6 @@ from ..types import IMAGE_MEDIA_TYPES, JSON, ImageRequest, Operation, Violation
 from .synthesis import RequestReader, credits_used, success_body_is_plain, success_json
 from .validation import SchemaValidator, detail_lines, show, summarise, zod_type
 
-IMAGE_ROUTE = "/files"
-
 
 @dataclass(slots=True)
 class Generation:
@@ -124,8 +122,11 @@ class ImageService:
             others = [v for v in self.validator(only).violations(body) if v.path[:1] != ("model",)]
         raise _invalid([problem, *others])
 
-    def generate(self, method: str, path: str, body: JSON, base_url: str) -> Generation:
-        """Validate ``body`` for ``method path`` and build the success body, or raise a 400."""
+    def generate(self, method: str, path: str, body: JSON, image_folder: str) -> Generation:
+        """Validate ``body`` for ``method path`` and build the success body, or raise a 400.
+
+        ``image_folder`` is the URL the image names are appended to (``http://host/files/``).
+        """
         operation = self.select_operation(method, path, body)
         validator, reader, success_schema = self._plans[id(operation)]
         violations = validator.violations(body)
@@ -133,15 +134,14 @@ class ImageService:
             raise _invalid(violations)
         assert isinstance(body, dict)  # select_operation made sure
         request = reader.read(body, self._pick_seed)
-        base = (self.settings.public_base_url or base_url).rstrip("/")
         try:
             tokens = encode_image_tokens(request, self._secret)
         except ValueError as error:
             # Only reachable with a spec that allows sizes or seeds the fake cannot draw.
             problem = Violation((), "custom", f"The fake cannot render this image: {error}")
             raise _invalid([problem]) from None
-        folder, extension = f"{base}{IMAGE_ROUTE}/", f".{request.format}"
-        urls = [folder + token + extension for token in tokens]
+        extension = f".{request.format}"
+        urls = [image_folder + token + extension for token in tokens]
         content = success_json(success_schema, urls, credits_used(operation, request))
         return Generation(operation, request, content, urls)
 
@@ -193,11 +193,3 @@ class ImageService:
 def _invalid(violations: list[Violation]) -> ApiError:
     message = "\n".join(["Body validation error", *detail_lines(violations)])
     return ApiError(400, message, violations)
-
-
-def models_summary(spec_set: SpecSet) -> list[str]:
-    """One line per loaded operation group: ``POST /v1/images/generations: model, model``."""
-    lines = []
-    for (method, path), by_model in sorted(spec_set.operations.items()):
-        lines.append(f"{method} {path}: {', '.join(sorted(by_model))}")
-    return lines

@@ -1,12 +1,13 @@
 """Admin routes under ``/__mock/``: the journal and the fault controls, for non-Python clients.
 
 ``/__mock/`` is reserved: no API path starts with it (a spec that declares one is refused while
-these routes are on), and the interceptor neither journals nor faults these requests.
+these routes are on), and the request pipeline neither journals nor faults these requests.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -18,7 +19,11 @@ from ..controls.journal import Journal
 from ..engine.ids import new_request_id
 from ..errors import ApiError, ConfigError
 from ..spec.load import SpecSet
-from .interceptor import ADMIN_PREFIX, RenderError
+from ..types import Answer
+from .answers import error_answer
+from .pipeline import ADMIN_PREFIX
+
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def admin_routes(
@@ -26,7 +31,6 @@ def admin_routes(
     spec_set: SpecSet,
     journal: Journal,
     plan: FaultPlan,
-    render_error: RenderError,
 ) -> list[Route]:
     """The routes, bound to one fake's journal and fault plan."""
     prefix = ADMIN_PREFIX.rstrip("/")
@@ -38,7 +42,9 @@ def admin_routes(
             )
 
     def error(request: Request, status: int, message: str) -> Response:
-        return render_error(ApiError(status, message), request.url.path, new_request_id())
+        return as_response(
+            error_answer(ApiError(status, message), request.url.path, new_request_id())
+        )
 
     async def list_requests(request: Request) -> Response:
         model = request.query_params.get("model")
@@ -90,16 +96,25 @@ def admin_routes(
         plan.reset(settings.faults, settings.latency)
         return Response(status_code=204)
 
+    by_path: dict[str, dict[str, Endpoint]] = {
+        f"{prefix}/requests": {"GET": list_requests, "DELETE": clear_requests},
+        f"{prefix}/faults": {"GET": show_faults, "POST": add_fault, "DELETE": clear_faults},
+        f"{prefix}/latency": {"PUT": set_latency, "DELETE": clear_latency},
+        f"{prefix}/reset": {"POST": reset},
+    }
     return [
-        Route(f"{prefix}/requests", list_requests, methods=["GET"]),
-        Route(f"{prefix}/requests", clear_requests, methods=["DELETE"]),
-        Route(f"{prefix}/faults", show_faults, methods=["GET"]),
-        Route(f"{prefix}/faults", add_fault, methods=["POST"]),
-        Route(f"{prefix}/faults", clear_faults, methods=["DELETE"]),
-        Route(f"{prefix}/latency", set_latency, methods=["PUT"]),
-        Route(f"{prefix}/latency", clear_latency, methods=["DELETE"]),
-        Route(f"{prefix}/reset", reset, methods=["POST"]),
+        Route(path, _by_method(endpoints), methods=list(endpoints))
+        for path, endpoints in by_path.items()
     ]
+
+
+def _by_method(endpoints: dict[str, Endpoint]) -> Endpoint:
+    """One endpoint for a path, so a 405 lists every method the path takes."""
+
+    async def endpoint(request: Request) -> Response:
+        return await endpoints[request.method if request.method != "HEAD" else "GET"](request)
+
+    return endpoint
 
 
 async def _json(request: Request) -> object:
@@ -109,3 +124,10 @@ async def _json(request: Request) -> object:
     except ValueError:
         # A bare rule sent as text/plain is accepted too.
         return raw.decode("utf-8", errors="replace")
+
+
+def as_response(answer: Answer) -> Response:
+    """``answer`` as a Starlette response, for the routes Starlette serves."""
+    response = Response(answer.body, status_code=answer.status)
+    response.raw_headers = answer.headers
+    return response

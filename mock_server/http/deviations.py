@@ -2,10 +2,9 @@
 
 Each deviation reproduces something the real service has shown over time (status 201 for a
 success, ``tokens_used`` in place of ``credits_used``, ...). They exist so the contract suite can
-prove, offline, that it notices drift. They are applied by an ASGI middleware that rewrites
-finished JSON responses; it is only installed when at least one deviation is on, so the normal
-path pays nothing for them. It sits inside the journal and fault injection: the journal records
-the deviated answers, and errors forced by a fault keep the legacy envelope.
+prove, offline, that it notices drift. They are a stage of the request pipeline that turns the
+fake's answer into the deviated one, before faults are applied: the journal records the deviated
+answers, and errors forced by a fault keep the legacy envelope.
 """
 
 from __future__ import annotations
@@ -18,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 if TYPE_CHECKING:
-    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+    pass
 
 from ..images.tokens import decode_image_token, encode_image_token
-from ..types import JSON
+from ..types import JSON, Answer
 
 DEVIATIONS: dict[str, str] = {
     "status-201": "successful generations answer 201 Created instead of the documented 200",
@@ -66,42 +65,28 @@ def check_deviations(names: Iterable[str]) -> tuple[str, ...]:
     return tuple(found)
 
 
-class DeviationMiddleware:
-    """Rewrites the fake's JSON responses according to the deviations that are switched on."""
+class Deviations:
+    """A pipeline stage: rewrites the fake's JSON answers as the switched-on deviations say."""
 
-    def __init__(self, app: ASGIApp, deviations: Iterable[str], url_secret: str) -> None:
-        self.app = app
+    def __init__(self, deviations: Iterable[str], url_secret: str) -> None:
         self.deviations = frozenset(check_deviations(deviations))
         self._secret = url_secret.encode("utf-8")
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start: Message | None = None
-        chunks: list[bytes] = []
-
-        async def capture(message: Message) -> None:
-            nonlocal start
-            if message["type"] == "http.response.start":
-                if _is_json(message):
-                    start = message
-                else:
-                    await send(message)
-                return
-            if start is None or message["type"] != "http.response.body":
-                await send(message)
-                return
-            chunks.append(message.get("body", b""))
-            if message.get("more_body", False):
-                return
-            status, media_type, body = self.rewrite(
-                start["status"], b"".join(chunks), scope.get("path", "")
-            )
-            await send(_with_headers(start, status, media_type, len(body)))
-            await send({"type": "http.response.body", "body": body})
-
-        await self.app(scope, receive, capture)
+    def __call__(self, answer: Answer, path: str) -> Answer:
+        """The answer to send instead of ``answer``."""
+        if not answer.is_json:
+            return answer
+        status, media_type, body = self.rewrite(answer.status, answer.body, path)
+        if body is answer.body and status == answer.status:
+            return answer
+        headers = []
+        for name, value in answer.headers:
+            if name == b"content-length":
+                value = b"%d" % len(body)
+            elif name == b"content-type" and media_type is not None:
+                value = media_type.encode("latin-1")
+            headers.append((name, value))
+        return Answer(status, headers, body)
 
     def rewrite(self, status: int, raw: bytes, path: str) -> tuple[int, str | None, bytes]:
         """The status, new media type (None: unchanged) and body to send instead."""
@@ -171,23 +156,3 @@ def _usage(body: dict[str, JSON]) -> MutableMapping[str, Any] | None:
     meta = body.get("meta")
     usage = meta.get("usage") if isinstance(meta, dict) else None
     return usage if isinstance(usage, dict) else None
-
-
-def _is_json(start: Message) -> bool:
-    for name, value in start.get("headers", []):
-        if name.lower() == b"content-type":
-            media_type = value.split(b";")[0].strip().lower()
-            return bool(media_type == b"application/json" or media_type.endswith(b"+json"))
-    return False
-
-
-def _with_headers(start: Message, status: int, media_type: str | None, length: int) -> Message:
-    headers = []
-    for name, value in start.get("headers", []):
-        lowered = name.lower()
-        if lowered == b"content-length":
-            value = str(length).encode("latin-1")
-        elif lowered == b"content-type" and media_type is not None:
-            value = media_type.encode("latin-1")
-        headers.append((name, value))
-    return {**start, "status": status, "headers": headers}

@@ -17,7 +17,6 @@ from dataclasses import fields, replace
 from types import TracebackType
 from typing import Any
 
-from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..config import Settings, parse_auth
@@ -26,8 +25,8 @@ from ..controls.journal import Journal
 from ..controls.latency import Latency
 from ..engine.service import ImageService
 from ..errors import ConfigError
-from ..http.app import create_app
-from ..http.interceptor import RECORDED_ERROR
+from ..http.app import FakeApp, create_app
+from ..http.pipeline import RECORDED_ERROR
 from ..http.server import BackgroundServer
 from ..spec.load import SpecSet, load_specs
 
@@ -49,7 +48,7 @@ class MockServer:
         self.base_settings = settings or Settings()
         self.settings = self.base_settings
         self._spec_sets: dict[tuple[str, ...], SpecSet] = {}
-        self._apps: dict[str, Starlette] = {}
+        self._apps: dict[Settings, FakeApp] = {}
         self.app = self._app_for(self.base_settings)
         self._switch = _Switch(self.app)
         self._server: BackgroundServer | None = None
@@ -91,15 +90,15 @@ class MockServer:
 
     @property
     def journal(self) -> Journal:
-        return self.app.state.journal  # type: ignore[no-any-return]
+        return self.app.journal
 
     @property
     def faults(self) -> FaultPlan:
-        return self.app.state.faults  # type: ignore[no-any-return]
+        return self.app.faults
 
     @property
     def service(self) -> ImageService:
-        return self.app.state.service  # type: ignore[no-any-return]
+        return self.app.service
 
     # Controls -----------------------------------------------------------------------------
 
@@ -170,13 +169,12 @@ class MockServer:
                 ) from None
         return rendered
 
-    def _app_for(self, settings: Settings) -> Starlette:
-        key = repr(settings)
-        if key not in self._apps:
+    def _app_for(self, settings: Settings) -> FakeApp:
+        if settings not in self._apps:
             if settings.specs not in self._spec_sets:
                 self._spec_sets[settings.specs] = load_specs(settings.specs)
-            self._apps[key] = create_app(settings, spec_set=self._spec_sets[settings.specs])
-        return self._apps[key]
+            self._apps[settings] = create_app(settings, spec_set=self._spec_sets[settings.specs])
+        return self._apps[settings]
 
 
 def _strings(value: Any) -> tuple[str, ...]:

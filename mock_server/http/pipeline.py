@@ -1,0 +1,441 @@
+"""The request pipeline: every API request and image download goes through these stages, in order.
+
+::
+
+    route        method + path  -> generation | image | 404/405 answer
+    read body    one reader, capped                    -> bytes | 400/413 problem
+    answer       authorize -> parse -> validate -> synthesise (the engine)   -> Answer
+    deviate      switchable drift                      Answer -> Answer
+    deliver      faults and latency: how it is sent (normal, delayed, closed, truncated, trickled)
+    send         the only stage that speaks ASGI
+    journal      one entry, written once, from the request and the answer as it left
+
+Data flows one way: each stage takes the previous stage's value and returns its own. The admin
+routes under ``/__mock/`` are the only requests that leave the pipeline (to Starlette).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ..controls.faults import Fault, FaultPlan
+from ..controls.journal import Journal, JournalEntry
+from ..engine.body import check_content_type, parse_json_body
+from ..engine.ids import new_request_id
+from ..engine.service import Generation, ImageService
+from ..engine.synthesis import MEGAPIXEL
+from ..errors import ApiError, ConfigError
+from ..types import Answer
+from .answers import error_answer, image_answer, json_answer, method_not_allowed, not_found
+from .deviations import Deviations
+
+ADMIN_PREFIX = "/__mock/"
+IMAGE_ROUTE = "/files"
+"""Where rendered images are served: ``{IMAGE_ROUTE}/<token>.<format>``."""
+SLOW_BODY_PIECES = 10
+RECORDED_ERROR = "aimlapi_mock.recorded_error"
+"""Scope key under which an exception raised inside the fake, and kept in the journal, is noted."""
+
+_IMAGE_PREFIX = IMAGE_ROUTE + "/"
+_HOST = re.compile(r"[A-Za-z0-9.\-_~%!$&'()*+,;=]+(:[0-9]*)?|\[[0-9A-Fa-f:.]+\](:[0-9]*)?")
+"""A ``Host`` header fit to build image URLs from (RFC 3986 reg-name or IP literal, port)."""
+
+Observer = Callable[[JournalEntry], None]
+
+
+@dataclass(slots=True)
+class Request:
+    """What arrived: the pipeline's input, and the request half of the journal entry."""
+
+    received_at: float
+    method: str
+    path: str
+    scope: Scope
+    headers: dict[bytes, bytes]
+    """By lower-case name; the first value of a repeated header."""
+    body: bytes = b""
+
+
+class Pipeline:
+    """The fake's API as one ASGI app; ``admin`` serves ``/__mock/`` (and anything not HTTP)."""
+
+    def __init__(
+        self,
+        service: ImageService,
+        journal: Journal,
+        plan: FaultPlan,
+        *,
+        admin: ASGIApp,
+        deviations: Deviations | None = None,
+        observers: tuple[Observer, ...] = (),
+    ) -> None:
+        self.service = service
+        self.journal = journal
+        self.plan = plan
+        self.admin = admin
+        self.deviate = deviations
+        self.observers = observers
+        self.body_limit = service.settings.max_body_bytes
+        self.admin_prefix = ADMIN_PREFIX if service.settings.admin else None
+        spec_set = service.spec_set
+        self._methods = {path: spec_set.methods_for(path) for path in spec_set.paths}
+        self._operations = frozenset(spec_set.operations)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or (
+            self.admin_prefix is not None and scope["path"].startswith(self.admin_prefix)
+        ):
+            await self.admin(scope, receive, send)
+            return
+        request = Request(
+            time.time(), scope["method"], scope["path"], scope, dict(reversed(scope["headers"]))
+        )
+        generation = self.route(request)
+        recorded = False
+        try:
+            if generation:
+                problem = await self.read_body(request, receive)
+                answer, made = self.answer_generation(request, problem)
+            else:
+                answer, made = await self.answer_other(request), None
+            if self.deviate is not None:
+                answer = self.deviate(answer, request.path)
+            prefer = request.headers.get(b"prefer")
+            if prefer is None and (not generation or self.plan.idle):
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": answer.status,
+                        "headers": answer.headers,
+                    }
+                )
+                await send({"type": "http.response.body", "body": answer.body})
+                recorded = True
+                self.record(request, answer, answer.status, generation)
+                return
+            try:
+                fault, delay = self.faults_for(request, prefer, generation, answer, made)
+            except ApiError as bad_prefer:
+                answer = error_answer(bad_prefer, request.path, new_request_id())
+                fault, delay = None, 0.0
+            own_answer = None
+            if fault is not None and fault.status is not None:
+                own_answer = answer.body
+                forced = ApiError(fault.status, headers=fault.headers)
+                answer = error_answer(forced, request.path, new_request_id())
+            # Journalled before it is sent, as it will be sent: a test may look at a request
+            # while its answer is held back, and the answer no longer changes.
+            closed = fault is not None and fault.transport == "close"
+            held = delay + (fault.slow_body if fault and fault.transport == "slow-body" else 0)
+            recorded = True
+            self.record(
+                request,
+                answer,
+                None if closed else answer.status,
+                generation,
+                fault=fault,
+                own_answer=own_answer,
+                held=held,
+            )
+            await self.deliver(answer, fault, delay, receive, send)
+        except _ClientLeft:
+            return  # before it had sent its request: nothing to answer or journal
+        except Exception as error:
+            if recorded:
+                raise  # a transport fault in process (ConnectionResetError), or worse
+            scope[RECORDED_ERROR] = error
+            self.journal.errors.append(error)
+            answer = error_answer(ApiError(500), request.path, new_request_id())
+            self.record(request, answer, answer.status, generation, error=error)
+            await send_answer(answer, send)
+            raise
+
+    # Stages -------------------------------------------------------------------------------
+
+    def route(self, request: Request) -> bool:
+        """True for a generation (an API operation); False for anything else."""
+        key = (request.method, request.path)
+        if key in self._operations:
+            return True
+        trimmed = request.path.rstrip("/")
+        if trimmed != request.path and (request.method, trimmed) in self._operations:
+            request.path = trimmed  # the API's own docs post to the path with a trailing slash
+            return True
+        return False
+
+    async def read_body(self, request: Request, receive: Receive) -> ApiError | None:
+        """Read the whole body into ``request.body``, or up to the first byte over the cap.
+
+        Returns the 400 or 413 the body earns; raises :class:`_ClientLeft` if the client left.
+        """
+        limit = self.body_limit
+        declared = request.headers.get(b"content-length")
+        if declared is not None:
+            text = declared.decode("latin-1").strip()
+            if not (text.isascii() and text.isdigit()):
+                return ApiError(400, f"Content-Length header {text!r} is not a number")
+            if int(text) > limit:
+                return ApiError(413, _too_large(int(text), limit))
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                raise _ClientLeft
+            chunk: bytes = message.get("body", b"")
+            chunks.append(chunk)
+            size += len(chunk)
+            more = message.get("more_body", False)
+            if not more or size > limit:
+                break
+        request.body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if size > limit:
+            return ApiError(413, _too_large(size, limit, at_least=more))
+        return None
+
+    def answer_generation(
+        self, request: Request, body_problem: ApiError | None
+    ) -> tuple[Answer, Generation | None]:
+        """Authorize, parse, validate and synthesise: the engine's answer to a generation.
+
+        The order of the checks is the real API's: 401, then 415, then 413, then 400.
+        """
+        request_id = new_request_id()
+        headers, service = request.headers, self.service
+        try:
+            authorization = headers.get(b"authorization")
+            service.authorize(authorization.decode("latin-1") if authorization else None)
+            content_type = headers.get(b"content-type")
+            check_content_type(content_type.decode("latin-1") if content_type else None)
+            if body_problem is not None:
+                raise body_problem
+            base = self.service.settings.public_base_url or base_url(request.scope, headers)
+            made = service.generate(
+                request.method,
+                request.path,
+                parse_json_body(request.body),
+                base.rstrip("/") + _IMAGE_PREFIX,
+            )
+        except ApiError as error:
+            return error_answer(error, request.path, request_id), None
+        return json_answer(made.operation.success_status, made.content, request_id), made
+
+    async def answer_other(self, request: Request) -> Answer:
+        """An image download, or the 404/405 for a path the fake does not serve."""
+        method, path = request.method, request.path
+        if path.startswith(_IMAGE_PREFIX) and method in ("GET", "HEAD"):
+            found = await self.service.image(path[len(_IMAGE_PREFIX) :])
+            if found is not None:
+                answer = image_answer(*found)
+                if method == "HEAD":
+                    answer.body = b""
+                return answer
+        allowed = self._methods.get(path) or self._methods.get(path.rstrip("/"))
+        if allowed:
+            return method_not_allowed(method, path, allowed, new_request_id())
+        return not_found(method, path, new_request_id())
+
+    def faults_for(
+        self,
+        request: Request,
+        prefer: bytes | None,
+        generation: bool,
+        answer: Answer,
+        made: Generation | None,
+    ) -> tuple[Fault | None, float]:
+        """The fault to inject (from ``Prefer`` or the plan) and the seconds to wait first."""
+        fault: Fault | None = None
+        if prefer is not None:
+            try:
+                fault = Fault.from_prefer(prefer.decode("latin-1"))
+            except ConfigError as problem:
+                raise ApiError(400, f"Prefer header: {problem}") from None
+        if generation and self.plan.has_rules and (fault is None or fault.only_delays):
+            picked = self.plan.pick(lambda: _model_of(made, request))
+            if picked is not None:
+                fault = (
+                    Fault(
+                        picked.status,
+                        picked.retry_after,
+                        picked.delay + fault.delay,
+                        picked.transport,
+                        picked.slow_body,
+                    )
+                    if fault is not None
+                    else picked
+                )
+        delay = fault.delay if fault is not None else 0.0
+        if generation and made is not None and (fault is None or fault.status is None):
+            delay += self.plan.delay_for(lambda: self.latency_scale(made))
+        return fault, delay
+
+    def latency_scale(self, made: Generation) -> float:
+        """Images, or megapixels of all images, that a successful generation produced."""
+        latency, request = self.plan.latency, made.request
+        if latency is not None and latency.per == "megapixel":
+            return request.width * request.height / MEGAPIXEL * request.count
+        return float(request.count)
+
+    async def deliver(
+        self, answer: Answer, fault: Fault | None, delay: float, receive: Receive, send: Send
+    ) -> None:
+        """Send ``answer`` the way ``fault`` and ``delay`` say."""
+        transport = fault.transport if fault is not None else None
+
+        async def sending() -> None:
+            if delay:
+                await anyio.sleep(delay)
+            if transport is None:
+                await send_answer(answer, send)
+            elif transport == "truncate":
+                start = {"type": "http.response.start", "status": answer.status}
+                await send({**start, "headers": answer.headers})
+                half = answer.body[: len(answer.body) // 2]
+                await send({"type": "http.response.body", "body": half, "more_body": True})
+                _abort(receive)
+            elif transport == "slow-body":
+                assert fault is not None
+                await _trickle(answer, fault.slow_body, send)
+            # "close": nothing is sent
+
+        if delay or transport == "slow-body":
+            finished = await _unless_disconnected(receive, sending)
+        else:
+            await sending()
+            finished = True
+        if transport == "close" and finished:
+            _abort(receive)
+
+    def record(
+        self,
+        request: Request,
+        answer: Answer,
+        status: int | None,
+        generation: bool,
+        *,
+        fault: Fault | None = None,
+        own_answer: bytes | None = None,
+        error: Exception | None = None,
+        held: float = 0.0,
+    ) -> None:
+        """Write the journal entry and tell the observers (the request log).
+
+        ``status`` is None when no answer is sent (a closed connection); ``held`` is how long
+        the answer is still to be held back (delay, trickle), counted in the duration.
+        """
+        if not self.journal.limit and not self.observers:
+            return
+        scope = request.scope
+        sent = status is not None
+        entry = JournalEntry(
+            request.received_at,
+            request.method,
+            scope["path"],
+            scope.get("query_string", b""),
+            scope["headers"],
+            request.body,
+            generation,
+            status,
+            answer.headers if sent else [],
+            answer.body if sent and answer.is_json else None,
+            time.time() - request.received_at + held,
+            fault=str(fault) if fault is not None else None,
+            own_answer=own_answer,
+            error=error,
+        )
+        self.journal.record(entry)
+        for observer in self.observers:
+            observer(entry)
+
+
+class _ClientLeft(Exception):
+    """The client disconnected before it had sent its whole request."""
+
+
+def base_url(scope: Scope, headers: dict[bytes, bytes]) -> str:
+    """The URL the client reached the fake at (``http://host:port``), from ``Host`` if it is fit."""
+    host = headers.get(b"host", b"").decode("latin-1")
+    if not host or _HOST.fullmatch(host) is None:
+        server = scope.get("server")
+        if server is None:
+            host = "localhost"
+        else:
+            name, port = server
+            name = f"[{name}]" if ":" in str(name) else str(name)
+            host = name if port in (None, 80, 443) else f"{name}:{port}"
+    return f"{scope.get('scheme', 'http')}://{host}{scope.get('root_path', '')}"
+
+
+async def send_answer(answer: Answer, send: Send) -> None:
+    await send({"type": "http.response.start", "status": answer.status, "headers": answer.headers})
+    await send({"type": "http.response.body", "body": answer.body})
+
+
+def _model_of(made: Generation | None, request: Request) -> str | None:
+    if made is not None:
+        return made.operation.model
+    try:
+        body = parse_json_body(request.body)
+    except ApiError:
+        return None
+    model = body.get("model") if isinstance(body, dict) else None
+    return model if isinstance(model, str) else None
+
+
+async def _trickle(answer: Answer, seconds: float, send: Send) -> None:
+    """Send the body in pieces spread over ``seconds`` (the headers go at once)."""
+    await send({"type": "http.response.start", "status": answer.status, "headers": answer.headers})
+    body = answer.body
+    size = max(1, -(-len(body) // SLOW_BODY_PIECES))
+    pieces = [body[i : i + size] for i in range(0, len(body), size)] or [b""]
+    pause = seconds / len(pieces)
+    for piece in pieces:
+        await anyio.sleep(pause)
+        await send({"type": "http.response.body", "body": piece, "more_body": True})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _unless_disconnected(receive: Receive, work: Callable[[], Awaitable[None]]) -> bool:
+    """Run ``work`` (which waits); True if it finished, False if the client left first.
+
+    A client that timed out should not keep a delayed answer, or a server shutting down, waiting.
+    """
+    finished = False
+    async with anyio.create_task_group() as group:
+
+        async def watch() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            group.cancel_scope.cancel()
+
+        group.start_soon(watch)
+        await work()
+        finished = True
+        group.cancel_scope.cancel()
+    return finished
+
+
+def _abort(receive: Receive) -> None:
+    """Close the client's connection now, whatever was sent so far.
+
+    ASGI has no message for this, so the connection is reached through uvicorn's request cycle
+    (the owner of ``receive``). Elsewhere (in process) the caller gets a ConnectionResetError.
+    """
+    cycle: Any = getattr(receive, "__self__", None)
+    transport = getattr(cycle, "transport", None)
+    if transport is None or not hasattr(cycle, "disconnected"):
+        raise ConnectionResetError("aimlapi-mock closed the connection (transport fault)")
+    transport.close()
+    cycle.disconnected = True  # so uvicorn neither logs nor answers 500 for the missing answer
+
+
+def _too_large(size: int, limit: int, *, at_least: bool = False) -> str:
+    amount = f"at least {size}" if at_least else str(size)
+    return f"Payload Too Large: body of {amount} bytes is over the limit of {limit} bytes"
