@@ -51,7 +51,7 @@ def not_found(method: str, path: str, request_id: str) -> Answer:
 
 
 def method_not_allowed(method: str, path: str, allowed: list[str], request_id: str) -> Answer:
-    allow = ", ".join(allowed)
+    allow = ", ".join(sorted(allowed))
     error = ApiError(
         405, f"Method {method} is not allowed on {path}; use {allow}", headers={"Allow": allow}
     )
