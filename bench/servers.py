@@ -58,10 +58,13 @@ def free_port() -> int:
 
 
 def fake_command(port: int) -> list[str]:
-    """The fake as a user starts it: one worker, no access log (uvicorn picks uvloop, httptools)."""
+    """The fake as a user starts it, with its defaults (request log on; uvloop, httptools).
+
+    Only the URL secret is fixed, so the image URLs the workload replays stay valid.
+    """
     return [
-        sys.executable, "-m", "mock_server", "serve", "--port", str(port), "--no-access-log",
-        "--log-level", "warning", "--url-secret", URL_SECRET,
+        sys.executable, "-m", "mock_server", "serve", "--port", str(port),
+        "--url-secret", URL_SECRET,
     ]  # fmt: skip
 
 
