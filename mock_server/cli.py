@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from . import __version__
-from .config import Settings
+from .config import OPTIONS, Settings
 from .contract import cli as contract_cli
 from .errors import ConfigError, SpecError
 from .http.deviations import DEVIATIONS
@@ -52,87 +52,32 @@ def build_parser() -> argparse.ArgumentParser:
         description="Start the fake. Every option can also be set with the AIMLAPI_MOCK_* "
         "environment variable named in its help; options win over the environment.",
     )
-    serve_parser.add_argument(
-        "--host", help="interface to listen on (AIMLAPI_MOCK_HOST; default 127.0.0.1)"
-    )
-    serve_parser.add_argument(
-        "--port", type=int, help="port, 0 for any free one (AIMLAPI_MOCK_PORT; default 8000)"
-    )
-    serve_parser.add_argument(
-        "--spec",
-        action="append",
-        metavar="PATH",
-        help="OpenAPI 3.0 file or directory; repeat for more (AIMLAPI_MOCK_SPECS, "
-        f"separated by {os.pathsep!r}; default: the bundled flux-2 and flux-2-max specs)",
-    )
-    serve_parser.add_argument(
-        "--workers", type=int, help="worker processes (AIMLAPI_MOCK_WORKERS; default 1)"
-    )
-    serve_parser.add_argument(
-        "--auth",
-        nargs="+",
-        metavar="MODE_OR_KEY",
-        help="'any' accepts any bearer token (default), 'off' needs none, otherwise the accepted "
-        "API keys (AIMLAPI_MOCK_AUTH, comma-separated)",
-    )
-    serve_parser.add_argument(
-        "--public-url",
-        metavar="URL",
-        help="base URL for image links (AIMLAPI_MOCK_PUBLIC_URL; default: the request's own host)",
-    )
-    serve_parser.add_argument(
-        "--max-body-bytes",
-        type=int,
-        metavar="N",
-        help="larger request bodies get 413 (AIMLAPI_MOCK_MAX_BODY_BYTES; default 1048576)",
-    )
-    serve_parser.add_argument(
-        "--image-cache-bytes",
-        type=int,
-        metavar="N",
-        help="memory for rendered images, 0 to disable "
-        "(AIMLAPI_MOCK_IMAGE_CACHE_BYTES; default 48 MiB)",
-    )
-    serve_parser.add_argument(
-        "--url-secret",
-        metavar="TEXT",
-        help="key that signs image URLs (AIMLAPI_MOCK_URL_SECRET); servers sharing it serve each "
-        "other's URLs",
-    )
-    serve_parser.add_argument(
-        "--no-admin",
-        dest="admin",
-        action="store_false",
-        default=None,
-        help="do not serve the journal and fault controls under /__mock/ (AIMLAPI_MOCK_ADMIN=off)",
-    )
-    serve_parser.add_argument(
-        "--journal-size",
-        type=int,
-        metavar="N",
-        help="requests the journal keeps, 0 for none (AIMLAPI_MOCK_JOURNAL_SIZE; default 1000)",
-    )
-    serve_parser.add_argument(
-        "--fault",
-        action="append",
-        metavar="RULE",
-        help="scripted fault such as 'code=503, times=2'; repeat for more "
-        "(AIMLAPI_MOCK_FAULTS, separated by ';')",
-    )
-    serve_parser.add_argument(
-        "--latency",
-        metavar="SPEC",
-        help="latency of successful generations, such as 'uniform=0.2..1.5, per=image' "
-        "(AIMLAPI_MOCK_LATENCY; default none)",
-    )
-    serve_parser.add_argument(
-        "--deviation",
-        action="append",
-        choices=sorted(DEVIATIONS),
-        metavar="NAME",
-        help="drift from the spec on purpose, as the real API has; repeat for more "
-        f"(AIMLAPI_MOCK_DEVIATIONS, comma-separated): {', '.join(sorted(DEVIATIONS))}",
-    )
+    for option in OPTIONS:
+        where = option.variable + (f", separated by {option.separator!r}" if option.many else "")
+        if option.field == "admin":
+            serve_parser.add_argument(
+                option.flag,
+                dest="admin",
+                action="store_const",
+                const="off",
+                help=f"{option.help} ({where}=off)",
+            )
+        elif option.many:
+            serve_parser.add_argument(
+                option.flag,
+                dest=option.field,
+                action="extend" if option.field == "auth" else "append",
+                nargs="+" if option.field == "auth" else None,
+                metavar=option.metavar,
+                help=f"{option.help} ({where})",
+            )
+        else:
+            serve_parser.add_argument(
+                option.flag,
+                dest=option.field,
+                metavar=option.metavar,
+                help=f"{option.help} ({where})",
+            )
     serve_parser.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
@@ -148,24 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
 def settings_from_args(args: argparse.Namespace, base: Settings) -> Settings:
     """``base`` (usually from the environment) with the options given on the command line."""
     changes: dict[str, object] = {}
-    for name in ("host", "port", "workers", "max_body_bytes", "image_cache_bytes", "url_secret"):
-        if getattr(args, name, None) is not None:
-            changes[name] = getattr(args, name)
-    if getattr(args, "public_url", None) is not None:
-        changes["public_base_url"] = args.public_url
-    if getattr(args, "spec", None):
-        changes["specs"] = tuple(args.spec)
-    for name in ("admin", "journal_size", "latency"):
-        if getattr(args, name, None) is not None:
-            changes[name] = getattr(args, name)
-    if getattr(args, "fault", None):
-        changes["faults"] = tuple(args.fault)
-    if getattr(args, "deviation", None):
-        changes["deviations"] = tuple(args.deviation)
-    settings = replace(base, **changes)  # type: ignore[arg-type]
-    if getattr(args, "auth", None):
-        settings = settings.with_auth(args.auth)
-    return settings
+    for option in OPTIONS:
+        given = getattr(args, option.field, None)
+        if given is not None:
+            try:
+                changes.update(option.from_text(given if isinstance(given, list) else [given]))
+            except ConfigError as error:
+                raise ConfigError(f"{option.flag}: {error}") from None
+    return replace(base, **changes)  # type: ignore[arg-type]
 
 
 def serve(settings: Settings, *, log_level: str = "info", access_log: bool = True) -> int:

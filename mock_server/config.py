@@ -7,8 +7,8 @@ uvicorn worker process) is configured the same way as one started from the CLI.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from .controls.faults import FaultRule
@@ -88,54 +88,180 @@ class Settings:
         """Settings from ``AIMLAPI_MOCK_*`` variables; anything unset keeps its default."""
         env = os.environ if environ is None else environ
         values: dict[str, object] = {}
-
-        def get(name: str) -> str | None:
-            value = env.get(ENV_PREFIX + name)
-            return value if value not in (None, "") else None
-
-        if (specs := get("SPECS")) is not None:
-            values["specs"] = tuple(part for part in specs.split(os.pathsep) if part)
-        if (auth := get("AUTH")) is not None:
-            values.update(parse_auth(auth.replace(",", " ").split()))
-        if (url := get("PUBLIC_URL")) is not None:
-            values["public_base_url"] = url
-        if (secret := get("URL_SECRET")) is not None:
-            values["url_secret"] = secret
-        if (host := get("HOST")) is not None:
-            values["host"] = host
-        if (deviations := get("DEVIATIONS")) is not None:
-            values["deviations"] = tuple(d for d in deviations.replace(",", " ").split() if d)
-        for name in ("max_body_bytes", "image_cache_bytes", "port", "workers"):
-            if (raw := get(name.upper())) is not None:
-                values[name] = _integer(ENV_PREFIX + name.upper(), raw)
-        if (admin := get("ADMIN")) is not None:
-            values["admin"] = _switch(ENV_PREFIX + "ADMIN", admin)
-        if (journal_size := get("JOURNAL_SIZE")) is not None:
-            values["journal_size"] = _integer(ENV_PREFIX + "JOURNAL_SIZE", journal_size)
-        if (faults := get("FAULTS")) is not None:
-            values["faults"] = tuple(rule.strip() for rule in faults.split(";") if rule.strip())
-        if (latency := get("LATENCY")) is not None:
-            values["latency"] = latency
+        for option in OPTIONS:
+            raw = env.get(option.variable)
+            if raw:
+                try:
+                    values.update(option.from_env(raw))
+                except ConfigError as error:
+                    raise ConfigError(f"{option.variable}: {error}") from None
         return cls(**values)  # type: ignore[arg-type]
 
     def to_env(self) -> dict[str, str]:
         """The environment variables that reproduce these settings (for worker processes)."""
-        env = {
-            "SPECS": os.pathsep.join(self.specs),
-            "AUTH": ",".join(self.api_keys) if self.auth == "keys" else self.auth,
-            "PUBLIC_URL": self.public_base_url or "",
-            "URL_SECRET": self.url_secret,
-            "HOST": self.host,
-            "ADMIN": "on" if self.admin else "off",
-            "JOURNAL_SIZE": str(self.journal_size),
-            "FAULTS": ";".join(self.faults),
-            "LATENCY": self.latency or "",
-            "DEVIATIONS": ",".join(self.deviations),
-        }
-        for spec_field in fields(self):
-            if spec_field.name in ("max_body_bytes", "image_cache_bytes", "port", "workers"):
-                env[spec_field.name.upper()] = str(getattr(self, spec_field.name))
-        return {ENV_PREFIX + name: value for name, value in env.items()}
+        return {option.variable: option.to_env(self) for option in OPTIONS}
+
+    def changed(self, options: Mapping[str, object]) -> Settings:
+        """These settings changed by ``options`` given as Python values (the pytest marker's).
+
+        Names are Settings fields; each value is coerced as its option says (one path or several,
+        ``auth="any"`` or a list of keys, ...). Raises :class:`ConfigError` if unusable.
+        """
+        changes: dict[str, object] = {}
+        for name, value in options.items():
+            option = _BY_FIELD.get(name)
+            if option is None or option.server_only:
+                known = sorted(n for n, o in _BY_FIELD.items() if not o.server_only)
+                raise ConfigError(f"unknown option {name!r}; expected one of {', '.join(known)}")
+            changes.update(option.from_python(name, value))
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting, declared once: its CLI flag, environment variable, parser and help.
+
+    The CLI, the environment and the pytest marker are all derived from :data:`OPTIONS`.
+    ``parse`` turns one text value into the field's value; an option that takes several values
+    (``many``) collects them into a tuple, from repeated flags or from the variable split at
+    ``separator``.
+    """
+
+    field: str
+    flag: str
+    help: str
+    parse: Callable[[str], object] = str
+    many: bool = False
+    separator: str = ","
+    metavar: str | None = None
+    server_only: bool = False
+    """Where the server listens: not something a test's marker can change."""
+
+    @property
+    def variable(self) -> str:
+        """``AIMLAPI_MOCK_`` and the flag's name (plural for options that take several)."""
+        name = self.flag.removeprefix("--").removeprefix("no-").replace("-", "_").upper()
+        return ENV_PREFIX + name + ("S" if self.many and self.field.endswith("s") else "")
+
+    def from_text(self, values: list[str]) -> dict[str, object]:
+        """Fields from the text values of a flag (or of the variable, split)."""
+        if self.field == "auth":
+            return parse_auth(values)
+        if self.many:
+            return {self.field: tuple(self.parse(value) for value in values)}
+        return {self.field: self.parse(values[-1])}
+
+    def from_env(self, raw: str) -> dict[str, object]:
+        if self.many or self.field == "auth":
+            parts = [part.strip() for part in raw.split(self.separator)]
+            return self.from_text([part for part in parts if part])
+        return self.from_text([raw])
+
+    def to_env(self, settings: Settings) -> str:
+        if self.field == "auth":
+            return ",".join(settings.api_keys) if settings.auth == "keys" else settings.auth
+        value = getattr(settings, self.field)
+        if self.many:
+            return self.separator.join(str(item) for item in value)
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        return "" if value is None else str(value)
+
+    def from_python(self, name: str, value: object) -> dict[str, object]:
+        """Fields from a Python value (a marker's): text is parsed, the rest taken as it is."""
+        if name == "api_keys":
+            return {"auth": "keys", "api_keys": _strings(value)}
+        if self.field == "auth":
+            if isinstance(value, str) and value in ("any", "off", "keys"):
+                return {"auth": value}
+            return parse_auth(list(_strings(value)))
+        if self.many:
+            return {self.field: tuple(self.parse(item) for item in _strings(value))}
+        if isinstance(value, str) and self.parse is not str:
+            return {self.field: self.parse(value)}
+        if value is not None and self.field == "latency":
+            return {self.field: str(value)}  # a Latency object
+        return {self.field: value}
+
+
+def _whole_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"{text!r} is not a whole number") from None
+
+
+def _switch(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "on", "true", "yes"):
+        return True
+    if value in ("0", "off", "false", "no"):
+        return False
+    raise ConfigError(f"{text!r} is not on or off")
+
+
+def _strings(value: object) -> tuple[str, ...]:
+    """One value or several (paths, keys, rules) as a tuple of text."""
+    if isinstance(value, str | os.PathLike) or not isinstance(value, Iterable):
+        value = [value]
+    return tuple(str(item) for item in value)
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("host", "--host", "interface to listen on (default 127.0.0.1)", server_only=True),
+    Option(
+        "port", "--port", "port, 0 for any free one (default 8000)", _whole_number,
+        server_only=True,
+    ),
+    Option(
+        "specs", "--spec", "OpenAPI 3.0 file or directory; repeat for more (default: the bundled "
+        "FLUX.2 specs)", many=True, separator=os.pathsep, metavar="PATH",
+    ),
+    Option("workers", "--workers", "worker processes (default 1)", _whole_number, server_only=True),
+    Option(
+        "auth", "--auth", "'any' accepts any bearer token (default), 'off' needs none, otherwise "
+        "the accepted API keys", many=True, metavar="MODE_OR_KEY",
+    ),
+    Option(
+        "public_base_url", "--public-url", "base URL for image links (default: the request's own "
+        "host)", metavar="URL",
+    ),
+    Option(
+        "max_body_bytes", "--max-body-bytes", "larger request bodies get 413 (default 1048576)",
+        _whole_number, metavar="N",
+    ),
+    Option(
+        "image_cache_bytes", "--image-cache-bytes", "memory for rendered images, 0 to disable "
+        "(default 48 MiB)", _whole_number, metavar="N",
+    ),
+    Option(
+        "url_secret", "--url-secret", "key that signs image URLs; servers sharing it serve each "
+        "other's URLs", metavar="TEXT",
+    ),
+    Option(
+        "admin", "--no-admin", "do not serve the journal and fault controls under /__mock/",
+        _switch,
+    ),
+    Option(
+        "journal_size", "--journal-size", "requests the journal keeps, 0 for none (default 1000)",
+        _whole_number, metavar="N",
+    ),
+    Option(
+        "faults", "--fault", "scripted fault such as 'code=503, times=2'; repeat for more",
+        many=True, separator=";", metavar="RULE",
+    ),
+    Option(
+        "latency", "--latency", "latency of successful generations, such as "
+        "'uniform=0.2..1.5, per=image' (default none)", metavar="SPEC",
+    ),
+    Option(
+        "deviations", "--deviation", "drift from the spec on purpose, as the real API has; repeat "
+        "for more", many=True, metavar="NAME",
+    ),
+)  # fmt: skip
+"""Every setting of :class:`Settings`, in the order ``serve --help`` lists them."""
+
+_BY_FIELD = {option.field: option for option in OPTIONS} | {"api_keys": OPTIONS[4]}
 
 
 def parse_auth(words: list[str] | tuple[str, ...]) -> dict[str, object]:
@@ -148,19 +274,3 @@ def parse_auth(words: list[str] | tuple[str, ...]) -> dict[str, object]:
     if any(word.lower() in ("any", "off") for word in words):
         raise ConfigError(f"auth {words!r}: 'any' and 'off' cannot be combined with keys")
     return {"auth": "keys", "api_keys": tuple(words)}
-
-
-def _integer(name: str, raw: str) -> int:
-    try:
-        return int(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
-
-
-def _switch(name: str, raw: str) -> bool:
-    value = raw.strip().lower()
-    if value in ("1", "on", "true", "yes"):
-        return True
-    if value in ("0", "off", "false", "no"):
-        return False
-    raise ConfigError(f"{name}={raw!r} is not on or off")

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from mock_server.cli import build_parser, main, settings_from_args
-from mock_server.config import Settings
+from mock_server.config import OPTIONS, Settings
 from mock_server.errors import ConfigError
 
 SPECS = Path(__file__).parent / "specs"
@@ -55,7 +55,7 @@ def test_serve_refuses_bad_input_with_status_2_and_no_traceback(
 def test_bad_environment_variable_is_reported() -> None:
     result = run_cli("serve", env={"AIMLAPI_MOCK_PORT": "eighty"})
     assert result.returncode == 2
-    assert "AIMLAPI_MOCK_PORT='eighty' is not a whole number" in result.stderr
+    assert "AIMLAPI_MOCK_PORT: 'eighty' is not a whole number" in result.stderr
 
 
 def test_no_command_prints_help_and_fails() -> None:
@@ -182,3 +182,26 @@ def test_workers_serve_each_others_image_urls(served: tuple[str, list[str]]) -> 
     for url in urls:
         # New connections land on either worker; every one of them serves every URL.
         assert requests.get(url, headers={"Connection": "close"}, timeout=10).status_code == 200
+
+
+def test_every_setting_is_declared_once_and_reachable_everywhere() -> None:
+    declared = [option.field for option in OPTIONS]
+    assert sorted(declared) == sorted({f.name for f in fields(Settings)} - {"api_keys"})
+    assert len(set(declared)) == len(declared)
+    help_text = build_parser()._subparsers._group_actions[0].choices["serve"].format_help()  # type: ignore[union-attr]
+    for option in OPTIONS:
+        assert option.flag in help_text and option.variable in help_text
+    # The pytest marker takes every field but where the server listens.
+    marker = {"specs": ["x.yaml"], "auth": ["k"], "public_base_url": "http://h", "admin": False,
+              "max_body_bytes": 5, "image_cache_bytes": 0, "url_secret": "s", "journal_size": 2,
+              "faults": "code=503", "latency": "fixed=0.1", "deviations": "status-201"}  # fmt: skip
+    changed = Settings().changed(marker)
+    assert (changed.specs, changed.auth, changed.api_keys, changed.faults) == (
+        ("x.yaml",),
+        "keys",
+        ("k",),
+        ("code=503",),
+    )
+    for name in ("host", "port", "workers"):
+        with pytest.raises(ConfigError, match=f"unknown option '{name}'"):
+            Settings().changed({name: 1})

@@ -210,7 +210,7 @@ def test_admin_switch_from_the_environment(raw: str, admin: bool) -> None:
 
 
 def test_bad_admin_switch_is_reported() -> None:
-    with pytest.raises(ConfigError, match="AIMLAPI_MOCK_ADMIN='maybe' is not on or off"):
+    with pytest.raises(ConfigError, match="AIMLAPI_MOCK_ADMIN: 'maybe' is not on or off"):
         Settings.from_env({"AIMLAPI_MOCK_ADMIN": "maybe"})
 
 

@@ -11,15 +11,14 @@ test frameworks can use it directly::
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
-from dataclasses import fields, replace
+from dataclasses import replace
 from types import TracebackType
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..config import Settings, parse_auth
+from ..config import Settings
 from ..controls.faults import FaultPlan, FaultRule
 from ..controls.journal import Journal
 from ..controls.latency import Latency
@@ -130,24 +129,7 @@ class MockServer:
 
     def settings_for(self, options: Mapping[str, Any]) -> Settings:
         """The base settings changed by ``options``; raises :class:`ConfigError` if unusable."""
-        known = {f.name for f in fields(Settings)} - _SERVER_FIELDS
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ConfigError(
-                f"unknown option {unknown[0]!r}; expected one of {', '.join(sorted(known))}"
-            )
-        changes = dict(options)
-        auth = changes.get("auth")
-        if auth is not None and not (isinstance(auth, str) and auth in ("any", "off", "keys")):
-            changes.update(parse_auth([auth] if isinstance(auth, str) else list(auth)))
-        elif "api_keys" in changes and auth is None:
-            changes["auth"] = "keys"
-        for name in ("specs", "api_keys", "faults"):
-            if name in changes:
-                changes[name] = _strings(changes[name])
-        if isinstance(changes.get("latency"), Latency):
-            changes["latency"] = str(changes["latency"])
-        return replace(self.base_settings, **changes)
+        return self.base_settings.changed(options)
 
     def take_errors(self) -> list[BaseException]:
         """Exceptions raised inside the fake since the last call (or reset); forgets them."""
@@ -175,13 +157,6 @@ class MockServer:
                 self._spec_sets[settings.specs] = load_specs(settings.specs)
             self._apps[settings] = create_app(settings, spec_set=self._spec_sets[settings.specs])
         return self._apps[settings]
-
-
-def _strings(value: Any) -> tuple[str, ...]:
-    """One value or several (paths, keys, rules) as a tuple of text."""
-    if isinstance(value, str | os.PathLike | FaultRule):
-        value = [value]
-    return tuple(str(item) for item in value)
 
 
 class _Switch:
