@@ -610,9 +610,29 @@ async def test_body_over_the_cap_gets_413(make_app: Callable[..., FakeApp]) -> N
         )
 
 
-async def test_default_cap_is_one_mebibyte(client: httpx.AsyncClient) -> None:
-    content = b'{"model": "x", "pad": "' + b"x" * (1024 * 1024) + b'"}'
-    assert (await post_raw(client, content)).status_code == 413
+@pytest.mark.parametrize("streamed", [False, True], ids=["declared", "streamed"])
+async def test_default_cap_is_one_mebibyte_exactly(
+    client: httpx.AsyncClient, streamed: bool
+) -> None:
+    head = json.dumps({"model": FLUX2, "prompt": "p", "pad": ""}).encode()[:-2]
+    fits = head + b" " * (1024 * 1024 - len(head) - 2) + b'"}'
+    assert len(fits) == 1024 * 1024
+
+    async def send(content: bytes) -> httpx.Response:
+        if not streamed:
+            return await post_raw(client, content)
+
+        async def pieces():  # type: ignore[no-untyped-def]
+            for start in range(0, len(content), 65536):
+                yield content[start : start + 65536]
+
+        headers = {**AUTH, "Content-Type": "application/json"}
+        return await client.post(GENERATIONS, content=pieces(), headers=headers)
+
+    assert (await send(fits)).status_code == 200
+    over = await send(fits[:-2] + b' "}')
+    assert over.status_code == 413
+    assert f"over the limit of {1024 * 1024} bytes" in over.json()["message"]
 
 
 async def test_unknown_path_gets_404(client: httpx.AsyncClient) -> None:

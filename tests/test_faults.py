@@ -176,12 +176,14 @@ def test_latency_samples() -> None:
     assert 1.6 < lognormal[200] < 2.4  # the median
 
 
-def test_latency_draws_are_reproducible() -> None:
-    def draws() -> list[float]:
-        plan = FaultPlan(latency="uniform=0..1, seed=5")
+def test_latency_draws_are_reproducible_and_follow_the_seed() -> None:
+    def draws(seed: int) -> list[float]:
+        plan = FaultPlan(latency=f"uniform=0..1, seed={seed}")
         return [plan.delay_for(lambda: 1.0) for _ in range(5)]
 
-    assert draws() == draws()
+    assert draws(5) == draws(5)
+    assert draws(5) != draws(6)
+    assert len(set(draws(5))) == 5 and all(0 <= d <= 1 for d in draws(5))
 
 
 def test_settings_check_faults_and_latency_early() -> None:

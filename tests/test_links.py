@@ -264,8 +264,20 @@ def test_garbage_is_rejected(token: str) -> None:
     assert decode_image_token(token, SECRET) is None
 
 
-def test_huge_input_is_rejected_quickly() -> None:
+def test_an_oversized_token_is_refused_before_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    decoded: list[str] = []
+    real = base64.urlsafe_b64decode
+
+    def spy(data: str) -> bytes:
+        decoded.append(data)
+        return real(data)
+
+    monkeypatch.setattr(base64, "urlsafe_b64decode", spy)
+    assert decode_image_token("A" * (MAX_TOKEN_CHARS + 1), SECRET) is None
     assert decode_image_token("A" * 10_000_000, SECRET) is None
+    assert decoded == []  # refused on its length alone
+    assert decode_image_token("A" * MAX_TOKEN_CHARS, SECRET) is None
+    assert len(decoded) == 1  # at the limit, it is decoded (and then refused as unsigned)
 
 
 @settings(max_examples=100)
