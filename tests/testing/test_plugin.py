@@ -494,7 +494,7 @@ def test_each_xdist_worker_has_its_own_fake(suite: pytest.Pytester) -> None:
 
 
 def test_the_readme_example_runs(pytester: pytest.Pytester) -> None:
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
     section = readme.split("## Testing your code with pytest", 1)[1].split("\n## ", 1)[0]
     blocks = [block.split("\n", 1) for block in section.split("```")[1::2]]
     (code, tests), (ini,) = (

@@ -17,7 +17,7 @@ from schemathesis.generation.modes import GenerationMode
 
 from mock_server import Settings, create_app
 
-SPECS = Path(__file__).resolve().parent.parent / "fixtures" / "specs"
+SPECS = Path(__file__).resolve().parents[2] / "fixtures" / "specs"
 LONG = os.environ.get("AIMLAPI_MOCK_LONG_TESTS") == "1"
 EXAMPLES = 1000 if LONG else 30
 KEY = "negative-test-key"

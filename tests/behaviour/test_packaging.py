@@ -6,7 +6,7 @@ from types import ModuleType
 
 import mock_server
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 
 
 def test_every_public_name_is_exported() -> None:

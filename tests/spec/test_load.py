@@ -6,7 +6,7 @@ from jsonschema import Draft7Validator
 from mock_server.errors import SpecError
 from mock_server.spec.load import bundled_specs_dir, load_specs
 
-SPECS = Path(__file__).parent / "specs"
+SPECS = Path(__file__).parent.parent / "specs"
 FLUX_MODELS = ["blackforestlabs/flux-2", "blackforestlabs/flux-2-max"]
 GENERATION_PATHS = ["/images/generations", "/v1/images/generations"]
 

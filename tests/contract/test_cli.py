@@ -12,7 +12,7 @@ from mock_server.cli import main
 from mock_server.spec.load import bundled_specs_dir
 from tests.served import serve_fake
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 FLUX2 = str(bundled_specs_dir() / "flux-2.yaml")
 QUICK = ["--spec", FLUX2, "--phases", "examples,fuzzing", "--max-examples", "5", "--seed", "2"]
 CANARY = "sk-CANARY-7f3a9c1e5b2d4086-do-not-print"
