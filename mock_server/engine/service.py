@@ -4,6 +4,7 @@ synthesise the success body, serve images. :mod:`mock_server.http` puts HTTP aro
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hmac
 import os
 import random
@@ -18,6 +19,7 @@ from ..images.render import ImageCache, render_placeholder
 from ..images.tokens import decode_image_token, encode_image_tokens
 from ..spec.load import SpecSet
 from ..types import IMAGE_MEDIA_TYPES, JSON, ImageRequest, Operation, Violation
+from .inputs import check_image_urls
 from .synthesis import RequestReader, credits_used, success_body_is_plain, success_json
 from .validation import SchemaValidator, detail_lines, show, summarise, zod_type
 
@@ -32,6 +34,7 @@ class Generation:
     request: ImageRequest
     content: bytes
     urls: list[str]
+    unfetched_inputs: tuple[str, ...] = ()  # image_urls accepted without downloading them
 
 
 class ImageService:
@@ -134,6 +137,18 @@ class ImageService:
         assert isinstance(body, dict)  # select_operation made sure
         request = reader.read(body, self._pick_seed)
         base = (self.settings.public_base_url or base_url).rstrip("/")
+        unfetched: tuple[str, ...] = ()
+        if "image_urls" in body and "image_urls" in operation.request_schema.get("properties", ()):
+            checked = check_image_urls(
+                body["image_urls"],
+                secret=self._secret,
+                image_route=IMAGE_ROUTE,
+                local_bases=(base, base_url),
+            )
+            if checked.violations:
+                raise _invalid(checked.violations)
+            request = dataclasses.replace(request, inputs=checked.images)
+            unfetched = checked.unfetched
         try:
             tokens = encode_image_tokens(request, self._secret)
         except ValueError as error:
@@ -143,7 +158,7 @@ class ImageService:
         folder, extension = f"{base}{IMAGE_ROUTE}/", f".{request.format}"
         urls = [folder + token + extension for token in tokens]
         content = success_json(success_schema, urls, credits_used(operation, request))
-        return Generation(operation, request, content, urls)
+        return Generation(operation, request, content, urls, unfetched)
 
     async def image(self, name: str) -> tuple[bytes, str] | None:
         """The bytes and media type of the image behind ``<token>.<format>``; None if unknown."""
