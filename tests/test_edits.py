@@ -86,3 +86,14 @@ async def test_image_urls_sent_to_a_text_to_image_model_are_ignored(
     response = await post(client, "flux-2", image_urls=["not even a url"])
     assert response.status_code == 200, response.text
     assert response.json()["meta"]["usage"] == {"credits_used": 25_200}
+
+
+async def test_the_edit_image_shows_the_chain(client: httpx.AsyncClient) -> None:
+    url = await generated_url(client, seed=42)
+    response = await post(client, "flux-2-edit", image_urls=[url, png_data_uri()], seed=7)
+    image = await client.get(response.json()["data"][0]["url"])
+    text = Image.open(io.BytesIO(image.content)).text  # type: ignore[attr-defined]
+    assert text["model"] == "blackforestlabs/flux-2-edit"
+    assert text["inputs"] == (
+        "issued blackforestlabs/flux-2 1472x512 png seed 42 image #0\ndata png 64x48"
+    )

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import functools
 import hashlib
 import hmac
@@ -187,8 +188,8 @@ def _input_fields(image: InputImage) -> list[Any]:
     if isinstance(image, IssuedImage):
         spec = image.spec
         prompt = spec.prompt[:PROMPT_CHARS]
-        return ["issued", spec.model, prompt, spec.width, spec.height, spec.format, spec.seed,
-                spec.index]  # fmt: skip
+        fields = [spec.model, prompt, spec.width, spec.height, spec.format, spec.seed, spec.index]
+        return ["issued", *fields]
     if isinstance(image, DecodedImage):
         mosaic = base64.b64encode(image.mosaic).decode("ascii")
         return ["decoded", image.width, image.height, image.format, image.source, mosaic]
@@ -239,10 +240,7 @@ def _decode(token: str, secret: bytes) -> ImageSpec | None:
         spec = _spec_from_fields(fields[:7], max_prompt=None)
         if spec is None or inputs is None:
             return None
-        return ImageSpec(
-            spec.model, spec.prompt, spec.width, spec.height, spec.format, spec.seed, spec.index,
-            inputs,
-        )  # fmt: skip
+        return dataclasses.replace(spec, inputs=inputs)
     return None
 
 
@@ -327,8 +325,9 @@ def _problem(spec: ImageSpec) -> str | None:
         for image in spec.inputs:
             if isinstance(image, IssuedImage):
                 inner = image.spec
-                problem = _problem_of(inner.width, inner.height, inner.index, inner.seed,
-                                      inner.format)  # fmt: skip
+                problem = _problem_of(
+                    inner.width, inner.height, inner.index, inner.seed, inner.format
+                )
             elif isinstance(image, DecodedImage) and (
                 min(image.width, image.height) < 1
                 or len(image.mosaic) != MOSAIC_SIDE * MOSAIC_SIDE * 3
