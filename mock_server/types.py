@@ -19,7 +19,10 @@ IMAGE_MEDIA_TYPES: dict[str, str] = {
 
 @dataclass(frozen=True)
 class ImageSpec:
-    """Everything needed to render one placeholder image; it travels inside the image URL."""
+    """Everything needed to render one placeholder image; it travels inside the image URL.
+
+    ``inputs`` are the images an edit was given (empty for a text-to-image generation).
+    """
 
     model: str
     prompt: str
@@ -28,6 +31,55 @@ class ImageSpec:
     format: ImageFormat
     seed: int
     index: int
+    inputs: tuple[InputImage, ...] = ()
+
+
+MOSAIC_SIDE = 8
+"""A decoded input image travels as a preview of this many pixels a side (RGB)."""
+
+
+@dataclass(frozen=True)
+class IssuedImage:
+    """An input image this fake issued itself: the spec of the image its URL serves."""
+
+    spec: ImageSpec
+
+    @property
+    def size(self) -> tuple[int, int] | None:
+        return self.spec.width, self.spec.height
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """An input image whose bytes the fake read: a ``data:`` URI, or a URL it downloaded.
+
+    ``mosaic`` is the picture shrunk to ``MOSAIC_SIDE`` x ``MOSAIC_SIDE`` RGB pixels, enough to
+    draw a recognisable thumbnail of it later without keeping the bytes.
+    """
+
+    width: int
+    height: int
+    format: str
+    source: Literal["data", "fetched"]
+    mosaic: bytes
+
+    @property
+    def size(self) -> tuple[int, int] | None:
+        return self.width, self.height
+
+
+@dataclass(frozen=True)
+class RemoteImage:
+    """An input image named by an http(s) URL the fake did not download: its size is unknown."""
+
+    url: str
+
+    @property
+    def size(self) -> tuple[int, int] | None:
+        return None
+
+
+InputImage = IssuedImage | DecodedImage | RemoteImage
 
 
 @dataclass(frozen=True)
@@ -87,11 +139,21 @@ class ImageRequest:
     format: ImageFormat
     seed: int
     count: int
+    inputs: tuple[InputImage, ...] = ()
 
     def images(self) -> list[ImageSpec]:
         """One :class:`ImageSpec` per requested image."""
         return [
-            ImageSpec(self.model, self.prompt, self.width, self.height, self.format, self.seed, i)
+            ImageSpec(
+                self.model,
+                self.prompt,
+                self.width,
+                self.height,
+                self.format,
+                self.seed,
+                i,
+                self.inputs,
+            )
             for i in range(self.count)
         ]
 

@@ -351,7 +351,10 @@ async def test_unknown_model_names_the_models_of_the_path(client: httpx.AsyncCli
     body = assert_envelope(response, 400, GENERATIONS)
     assert body["message"] == (
         "Body validation error\nmodel: Invalid enum value. Expected "
-        "'blackforestlabs/flux-2' | 'blackforestlabs/flux-2-max', received 'foo'"
+        "'blackforestlabs/flux-2' | 'blackforestlabs/flux-2-edit' | "
+        "'blackforestlabs/flux-2-lora' | 'blackforestlabs/flux-2-lora-edit' | "
+        "'blackforestlabs/flux-2-max' | 'blackforestlabs/flux-2-pro' | "
+        "'blackforestlabs/flux-2-pro-edit', received 'foo'"
     )
     (violation,) = body["violations"]
     assert violation["field"] == "model"

@@ -15,6 +15,16 @@ from mock_server.errors import ConfigError
 
 SPECS = Path(__file__).parent / "specs"
 
+FLUX_2_FAMILY = [
+    "blackforestlabs/flux-2",
+    "blackforestlabs/flux-2-edit",
+    "blackforestlabs/flux-2-lora",
+    "blackforestlabs/flux-2-lora-edit",
+    "blackforestlabs/flux-2-max",
+    "blackforestlabs/flux-2-pro",
+    "blackforestlabs/flux-2-pro-edit",
+]
+
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -153,9 +163,10 @@ def served(request: pytest.FixtureRequest) -> Iterator[tuple[str, list[str]]]:
 def test_serve_prints_the_base_url_and_models(served: tuple[str, list[str]]) -> None:
     base_url, lines = served
     assert base_url.startswith("http://127.0.0.1:")
+    family = ", ".join(FLUX_2_FAMILY)
     assert lines[1:] == [
-        "POST /images/generations: blackforestlabs/flux-2, blackforestlabs/flux-2-max",
-        "POST /v1/images/generations: blackforestlabs/flux-2, blackforestlabs/flux-2-max",
+        f"POST /images/generations: {family}",
+        f"POST /v1/images/generations: {family}",
     ]
     response = requests.post(
         base_url + "/v1/images/generations",

@@ -4,6 +4,7 @@ synthesise the success body, serve images. :mod:`mock_server.http` puts HTTP aro
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hmac
 import os
 import random
@@ -18,6 +19,7 @@ from ..images.render import ImageCache, render_placeholder
 from ..images.tokens import decode_image_token, encode_image_tokens
 from ..spec.load import SpecSet
 from ..types import IMAGE_MEDIA_TYPES, JSON, ImageRequest, Operation, Violation
+from .inputs import check_image_urls
 from .synthesis import RequestReader, credits_used, success_body_is_plain, success_json
 from .validation import SchemaValidator, detail_lines, show, summarise, zod_type
 
@@ -30,13 +32,16 @@ class Generation:
     request: ImageRequest
     content: bytes
     urls: list[str]
+    unfetched_inputs: tuple[str, ...] = ()  # image_urls accepted without downloading them
 
 
 class ImageService:
     """One fake API: the loaded specs plus settings, answering requests as data."""
 
-    def __init__(self, settings: Settings, spec_set: SpecSet) -> None:
+    def __init__(self, settings: Settings, spec_set: SpecSet, image_route: str = "/files") -> None:
         self.settings = settings
+        self.image_route = image_route
+        """The path images are served under (the HTTP layer's choice)."""
         self.spec_set = spec_set
         self.cache = ImageCache(settings.image_cache_bytes)
         self._secret = settings.url_secret.encode("utf-8")
@@ -122,10 +127,11 @@ class ImageService:
             others = [v for v in self.validator(only).violations(body) if v.path[:1] != ("model",)]
         raise _invalid([problem, *others])
 
-    def generate(self, method: str, path: str, body: JSON, image_folder: str) -> Generation:
+    def generate(self, method: str, path: str, body: JSON, base_url: str) -> Generation:
         """Validate ``body`` for ``method path`` and build the success body, or raise a 400.
 
-        ``image_folder`` is the URL the image names are appended to (``http://host/files/``).
+        ``base_url`` is where the client reached the fake (``http://127.0.0.1:8000``); image URLs
+        start from it, or from the configured public URL.
         """
         operation = self.select_operation(method, path, body)
         validator, reader, success_schema = self._plans[id(operation)]
@@ -134,6 +140,19 @@ class ImageService:
             raise _invalid(violations)
         assert isinstance(body, dict)  # select_operation made sure
         request = reader.read(body, self._pick_seed)
+        base = (self.settings.public_base_url or base_url).rstrip("/")
+        unfetched: tuple[str, ...] = ()
+        if "image_urls" in body and "image_urls" in operation.request_schema.get("properties", ()):
+            checked = check_image_urls(
+                body["image_urls"],
+                secret=self._secret,
+                image_route=self.image_route,
+                local_bases=(base, base_url.rstrip("/")),
+            )
+            if checked.violations:
+                raise _invalid(checked.violations)
+            request = dataclasses.replace(request, inputs=checked.images)
+            unfetched = checked.unfetched
         try:
             tokens = encode_image_tokens(request, self._secret)
         except ValueError as error:
@@ -141,9 +160,10 @@ class ImageService:
             problem = Violation((), "custom", f"The fake cannot render this image: {error}")
             raise _invalid([problem]) from None
         extension = f".{request.format}"
-        urls = [image_folder + token + extension for token in tokens]
+        folder = f"{base}{self.image_route}/"
+        urls = [folder + token + extension for token in tokens]
         content = success_json(success_schema, urls, credits_used(operation, request))
-        return Generation(operation, request, content, urls)
+        return Generation(operation, request, content, urls, unfetched)
 
     async def image(self, name: str) -> tuple[bytes, str] | None:
         """The bytes and media type of the image behind ``<token>.<format>``; None if unknown."""

@@ -7,7 +7,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any, TypeGuard, cast
 
-from ..types import JSON, ImageFormat, ImageRequest, Operation
+from ..types import JSON, ImageFormat, ImageRequest, InputImage, Operation
 
 # Named sizes accepted by ``image_size`` (the FLUX.2 preset table).
 PRESET_SIZES: dict[str, tuple[int, int]] = {
@@ -28,6 +28,8 @@ FORMAT_ALIASES: dict[str, ImageFormat] = {
 MEGAPIXEL = 1024 * 1024
 MAX_IMAGES = 64  # a spec may allow more; image URLs carry an index below this
 DEFAULT_CREDITS_PER_MEGAPIXEL = 25_200
+CREDITS_PER_USD = 2_000_000  # "$1 USD = 2,000,000 credits", the API's stated rate
+UNKNOWN_INPUT_MEGAPIXELS = 1  # an input image not downloaded, so of unknown size
 
 
 def image_request(
@@ -96,25 +98,90 @@ class RequestReader:
 
 
 def credits_used(operation: Operation, request: ImageRequest) -> int:
-    """Credits charged: rate × megapixels (each image rounded up to whole MP) × images.
+    """Credits charged: rate × megapixels (each image rounded up to whole MP) × images, plus,
+    for an edit, rate × each input image's megapixels (rounded up; 1 when its size is unknown).
 
     The rate is the operation's ``x-credits-per-megapixel`` (25,200 when a spec has none: the
-    price of a 1472×512 flux-2 image in the API's own docs).
+    price of a 1472×512 flux-2 image in the API's own docs). Counting the inputs once per call
+    reproduces the docs' edit examples, which cost three times the text-to-image example for
+    two inputs and one output of at most a megapixel each.
     """
     rate = operation.credits_per_megapixel or DEFAULT_CREDITS_PER_MEGAPIXEL
-    megapixels = math.ceil(request.width * request.height / MEGAPIXEL)
-    return round(rate * megapixels * request.count)
+    megapixels = math.ceil(request.width * request.height / MEGAPIXEL) * request.count
+    if request.inputs:
+        megapixels += sum(input_megapixels(image) for image in request.inputs)
+    return round(rate * megapixels)
+
+
+def input_megapixels(image: InputImage) -> int:
+    """The megapixels an edit's input image is charged for: its pixels rounded up to whole
+    megapixels (at least 1), or ``UNKNOWN_INPUT_MEGAPIXELS`` when its size is unknown."""
+    size = image.size
+    if size is None:
+        return UNKNOWN_INPUT_MEGAPIXELS
+    return max(1, math.ceil(size[0] * size[1] / MEGAPIXEL))
+
+
+def usd_spent(credits: int) -> float:
+    """``credits`` in US dollars, unrounded (125,367 credits are 0.0626835 USD)."""
+    return credits / CREDITS_PER_USD
+
+
+def cost_headers(credits: int) -> dict[str, str]:
+    """The API's cost headers for a JSON answer that charged ``credits``.
+
+    ``x-aimlapi-credits-used`` is the integer count, ``x-aimlapi-usd-spent`` the same amount in
+    US dollars printed with 9 decimals (``0.001240000`` for 2,480 credits), computed exactly.
+    """
+    if isinstance(credits, bool) or not isinstance(credits, int) or credits < 0:
+        raise ValueError(f"credits must be a whole number of at least 0, got {credits!r}")
+    nano_usd = credits * (10**9 // CREDITS_PER_USD)
+    return {
+        "x-aimlapi-credits-used": str(credits),
+        "x-aimlapi-usd-spent": f"{nano_usd // 10**9}.{nano_usd % 10**9:09d}",
+    }
+
+
+def usage_for(schema: Mapping[str, Any] | None, credits: int) -> dict[str, JSON]:
+    """``meta.usage`` for a call that charged ``credits``: ``credits_used``, and ``usd_spent``
+    (credits / 2,000,000) too when the response schema declares it."""
+    usage: dict[str, JSON] = {"credits_used": credits}
+    if schema is not None and _declares_usd_spent(schema):
+        usage["usd_spent"] = usd_spent(credits)
+    return usage
+
+
+def _declares_usd_spent(schema: Mapping[str, Any]) -> bool:
+    usage = _property(_property(schema, "meta"), "usage")
+    if usage is None:
+        return False
+    return _property(usage, "usd_spent") is not None or "usd_spent" in usage.get("required", ())
+
+
+def _property(schema: Mapping[str, Any] | None, name: str) -> Mapping[str, Any] | None:
+    """The schema of property ``name``, looking through allOf/anyOf/oneOf branches too."""
+    if not isinstance(schema, Mapping):
+        return None
+    found = schema.get("properties", {}).get(name)
+    if isinstance(found, Mapping):
+        return found
+    for combinator in ("allOf", "anyOf", "oneOf"):
+        for branch in schema.get(combinator, ()):
+            found = _property(branch, name)
+            if found is not None:
+                return found
+    return None
 
 
 def success_body(schema: Mapping[str, Any] | None, urls: list[str], credits: int) -> JSON:
     """The success body: the fake's values where the schema has a place for them.
 
-    ``data`` gets one ``{url, b64_json: null}`` entry per image, ``meta.usage.credits_used`` the
-    charge; any other required field is synthesised from the schema.
+    ``data`` gets one ``{url, b64_json: null}`` entry per image, ``meta.usage`` the charge (see
+    :func:`usage_for`); any other required field is synthesised from the schema.
     """
     known: dict[str, JSON] = {
         "data": [{"url": url, "b64_json": None} for url in urls],
-        "meta": {"usage": {"credits_used": credits}},
+        "meta": {"usage": usage_for(schema, credits)},
     }
     if schema is None:
         return known
@@ -158,8 +225,9 @@ _quote_json_string = json.encoder.encode_basestring  # how that encoder writes a
 def success_body_is_plain(schema: Mapping[str, Any] | None) -> bool:
     """Whether :func:`success_body` returns the fake's own values untouched for ``schema``.
 
-    True for the bundled specs, whose response schemas add no required field and drop none of
-    the fake's; the service then skips synthesising on every request. The answer holds for any
+    True for the bundled specs but flux-2-edit's (whose usage adds ``usd_spent``): their response
+    schemas add no required field and drop none of the fake's; the service then skips
+    synthesising on every request. The answer holds for any
     URLs and credits: the walk depends on the shapes and types of ``known``, not its values.
     """
     if schema is None:

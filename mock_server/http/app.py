@@ -19,7 +19,7 @@ from ..spec.load import SpecSet, load_specs
 from .admin import admin_routes, as_response
 from .answers import error_answer, method_not_allowed, not_found
 from .deviations import Deviations
-from .pipeline import Observer, Pipeline
+from .pipeline import IMAGE_ROUTE, Observer, Pipeline
 
 
 class FakeApp:
@@ -29,7 +29,7 @@ class FakeApp:
         self, settings: Settings, spec_set: SpecSet, observers: tuple[Observer, ...] = ()
     ) -> None:
         self.settings = settings
-        self.service = ImageService(settings, spec_set)
+        self.service = ImageService(settings, spec_set, IMAGE_ROUTE)
         self.journal = Journal(settings.journal_size)
         self.faults = FaultPlan(settings.faults, settings.latency)
         routes = (

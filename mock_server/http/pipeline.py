@@ -216,12 +216,11 @@ class Pipeline:
             check_content_type(content_type.decode("latin-1") if content_type else None)
             if body_problem is not None:
                 raise body_problem
-            base = self.service.settings.public_base_url or base_url(request.scope, headers)
             made = service.generate(
                 request.method,
                 request.path,
                 parse_json_body(request.body),
-                base.rstrip("/") + _IMAGE_PREFIX,
+                base_url(request.scope, headers),
             )
         except ApiError as error:
             return error_answer(error, request.path, request_id), None

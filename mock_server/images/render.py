@@ -1,11 +1,17 @@
 """Placeholder images: a flat, labelled picture for each ImageSpec, and a cache for them.
 
-The only module of the project that imports Pillow.
+Labels are drawn with Noto Sans (from the ``pymupdf-fonts`` package), which covers Latin with its
+diacritics, Greek and Cyrillic; text in other scripts is shown as a bracketed marker naming the
+script (``[Arabic]``), so it is visibly there. An edit's picture also shows thumbnails of its
+input images along the bottom and says "edit of N images".
+
+With :mod:`mock_server.images.probe`, the only modules of the project that import Pillow.
 """
 
 from __future__ import annotations
 
 import colorsys
+import dataclasses
 import functools
 import hashlib
 import io
@@ -17,11 +23,19 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import pymupdf_fonts
 from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
 
-from mock_server.types import ImageSpec
+from mock_server.types import (
+    MOSAIC_SIDE,
+    DecodedImage,
+    ImageSpec,
+    InputImage,
+    IssuedImage,
+    RemoteImage,
+)
 
-__all__ = ["ImageCache", "render_placeholder", "reuse_image_buffers"]
+__all__ = ["ImageCache", "load_font", "render_placeholder", "reuse_image_buffers"]
 
 # The picture is drawn as palette indices into an "L" image, which becomes a "P" image at the
 # end: flat palette images encode many times faster than RGB, which keeps a 2048x2048 PNG fast.
@@ -33,9 +47,12 @@ _PANEL = 3
 # _PANEL) to the text colour (index _PANEL + _TEXT_LEVELS - 1).
 _TEXT_LEVELS = 12
 _TEXT_COLOUR = (250, 250, 250)
+_OWN_COLOURS = _PANEL + _TEXT_LEVELS  # palette entries of the picture itself; thumbnails follow
+_THUMBNAIL_BAND = 0.24  # of an edit's height, along the bottom, for the inputs' thumbnails
 
 _MISSING = "\ue000"  # a private-use character: the font draws its "missing glyph" box
 _PROMPT_SCAN_CHARS = 1000  # more than any label shows; keeps wrapping a long prompt cheap
+_FONT = "notos"  # Noto Sans Regular in pymupdf-fonts: Latin, Greek and Cyrillic
 _MAX_PROMPT_LINES = 14
 _JPEG_QUALITY = 80
 # Characters the bundled font lacks and that have no compatibility decomposition.
@@ -57,15 +74,10 @@ def render_placeholder(spec: ImageSpec) -> bytes:
     its colours and shapes are derived from the spec, so different images look different. The
     output is byte-for-byte deterministic. PNGs also carry the facts as text metadata.
     """
-    digest = hashlib.sha256(
-        "\0".join([spec.model, spec.prompt, str(spec.seed), str(spec.index)]).encode(
-            "utf-8", "surrogatepass"
-        )
-    ).digest()
-    canvas = Image.new("L", (spec.width, spec.height), _BACKGROUND)
-    _draw_shapes(canvas, digest)
-    _draw_label(canvas, spec)
-    canvas.putpalette(_palette(digest))  # turns the "L" image into a "P" image
+    canvas, colours = _picture(spec)
+    # A full palette makes Pillow write 8-bit PNGs, which encode faster than packed 4-bit ones.
+    values = [channel for colour in colours for channel in colour]
+    canvas.putpalette(values + [0] * (3 * 256 - len(values)))  # the "L" image becomes "P"
     buffer = io.BytesIO()
     if spec.format == "png":
         canvas.save(buffer, "PNG", compress_level=1, pnginfo=_png_info(spec))
@@ -77,7 +89,27 @@ def render_placeholder(spec: ImageSpec) -> bytes:
     return buffer.getvalue()
 
 
-def _palette(digest: bytes) -> list[int]:
+def _picture(spec: ImageSpec) -> tuple[Image.Image, list[tuple[int, int, int]]]:
+    """The picture as palette indices, and the palette's colours."""
+    digest = hashlib.sha256(
+        "\0".join([spec.model, spec.prompt, str(spec.seed), str(spec.index)]).encode(
+            "utf-8", "surrogatepass"
+        )
+    ).digest()
+    canvas = Image.new("L", (spec.width, spec.height), _BACKGROUND)
+    _draw_shapes(canvas, digest)
+    colours = _palette(digest)
+    label_height = spec.height
+    if spec.inputs:
+        band = round(spec.height * _THUMBNAIL_BAND)
+        if band >= 24 and spec.width >= 48:
+            label_height = spec.height - band
+            _draw_thumbnails(canvas, spec.inputs, label_height, colours)
+    _draw_label(canvas, spec, label_height)
+    return canvas, colours
+
+
+def _palette(digest: bytes) -> list[tuple[int, int, int]]:
     hue = int.from_bytes(digest[:2], "big") / 65536
     colours = [
         colorsys.hsv_to_rgb(hue, 0.40, 0.78),
@@ -90,9 +122,7 @@ def _palette(digest: bytes) -> list[int]:
         mix = level / (_TEXT_LEVELS - 1)
         r, g, b = (p + (t - p) * mix for p, t in zip(panel, text, strict=True))
         colours.append((r, g, b))
-    values = [round(channel * 255) for colour in colours for channel in colour]
-    # A full palette makes Pillow write 8-bit PNGs, which encode faster than packed 4-bit ones.
-    return values + [0] * (3 * 256 - len(values))
+    return [(round(r * 255), round(g * 255), round(b * 255)) for r, g, b in colours]
 
 
 def _draw_shapes(canvas: Image.Image, digest: bytes) -> None:
@@ -107,10 +137,34 @@ def _draw_shapes(canvas: Image.Image, digest: bytes) -> None:
 
 
 @functools.cache
+def load_font() -> bytes:
+    """The label font's file (Noto Sans Regular), unpacked on first use (some tens of ms).
+
+    A server may call it at start-up, off the event loop, to spare its first render the wait.
+    """
+    return bytes(pymupdf_fonts.myfont(_FONT))
+
+
+class _SharedFontFile:
+    """A font file that Pillow reads for each size without copying: every size's face shares
+    the one ``bytes`` object (a copy per size would be half a megabyte each)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def read(self) -> bytes:
+        return self._data
+
+
+@functools.cache
 def _font(size: int) -> ImageFont.FreeTypeFont:
-    font = ImageFont.load_default(size=size)
-    assert isinstance(font, ImageFont.FreeTypeFont), "Pillow was built without FreeType"
-    return font
+    # The basic layout draws the same glyphs whether or not Pillow has libraqm, and labels are
+    # drawn glyph by glyph anyway (see _glyph).
+    return ImageFont.truetype(
+        _SharedFontFile(load_font()),  # type: ignore[arg-type]
+        size,
+        layout_engine=ImageFont.Layout.BASIC,
+    )
 
 
 class _Glyph(NamedTuple):
@@ -158,25 +212,57 @@ def _has_glyph(char: str) -> bool:
 
 
 def _displayable(text: str) -> str:
-    """``text`` with whitespace collapsed and the characters the bundled font lacks replaced."""
+    """``text`` as the label draws it: whitespace collapsed, accents composed with their letters,
+    characters the font lacks replaced, and each stretch of words in scripts the font does not
+    cover shown as one marker naming them (``[Arabic]``, ``[CJK, Katakana]``; ``[symbol]`` for
+    emoji and the like).
+    """
     out: list[str] = []
-    for char in " ".join(text.split()):
+    scripts: list[str] = []  # of the stretch being replaced, if any
+    spaces = 0  # seen since the stretch's last replaced character
+    for char in unicodedata.normalize("NFC", " ".join(text.split())):
         category = unicodedata.category(char)
-        if category in ("Cc", "Cf") or unicodedata.combining(char):
+        if category in ("Cc", "Cf") or (unicodedata.combining(char) and not _has_glyph(char)):
+            continue
+        if char == " " and scripts:
+            spaces += 1
             continue
         if category == "Cs":
-            out.append("?")
+            shown = "?"
         elif _has_glyph(char):
-            out.append(char)
+            shown = char
         elif char in _FALLBACK_CHARS:
-            out.append(_FALLBACK_CHARS[char])
+            shown = _FALLBACK_CHARS[char]
         else:
             decomposed = unicodedata.normalize("NFKD", char)
             kept = "".join(c for c in decomposed if not unicodedata.combining(c))
-            # Else the font's "missing glyph" box shows there was text; drawing every such
-            # character as one stand-in keeps the glyph cache small.
-            out.append(kept if kept and all(map(_has_glyph, kept)) else _MISSING)
+            shown = kept if kept and all(map(_has_glyph, kept)) else ""
+        if shown:
+            if scripts:
+                out.append(f"[{', '.join(scripts)}]" + " " * spaces)
+                scripts, spaces = [], 0
+            out.append(shown)
+        else:
+            script = _script_of(char, category)
+            if spaces and script not in scripts:  # another script after a space: a new marker
+                out.append(f"[{', '.join(scripts)}]" + " " * spaces)
+                scripts = []
+            if script not in scripts:
+                scripts.append(script)
+            spaces = 0
+    if scripts:
+        out.append(f"[{', '.join(scripts)}]")
     return "".join(out)
+
+
+def _script_of(char: str, category: str) -> str:
+    """A name for the script of ``char``, for a marker: the first word of its Unicode name."""
+    if category[0] in "SPZ":
+        return "symbol"
+    word = unicodedata.name(char, "").split(" ", 1)[0].split("-", 1)[0]
+    if not word:
+        return "symbol"
+    return word if word in ("CJK", "NKO") else word.capitalize()
 
 
 @dataclass(frozen=True)
@@ -197,8 +283,9 @@ def _ink(shade: int) -> int:
     return _PANEL + round(shade * (_TEXT_LEVELS - 1) / 255)
 
 
-def _draw_label(canvas: Image.Image, spec: ImageSpec) -> None:
-    width, height = canvas.size
+def _draw_label(canvas: Image.Image, spec: ImageSpec, height: int) -> None:
+    """Draw the label centred in the top ``height`` rows of ``canvas``."""
+    width = canvas.width
     body = round(min(math.sqrt(width * height) / 26, width / 22, height / 11, 96))
     if body < 7:
         return  # too small for any legible text
@@ -241,7 +328,10 @@ def _label_lines(spec: ImageSpec, body: int, max_width: int, max_height: int) ->
         spec.format.upper(),
         f"seed {spec.seed}",
     ]
-    facts = [_displayable(fact) for fact in [*facts, f"image #{spec.index}"]]
+    facts.append(f"image #{spec.index}")
+    if spec.inputs:
+        facts.append(f"edit of {len(spec.inputs)} image{'' if len(spec.inputs) == 1 else 's'}")
+    facts = [_displayable(fact) for fact in facts]
     for i, text in enumerate(_wrap(facts, " · ", body, max_width, 3)):
         lines.append(_Line(text, body, 200, round(body * 0.3) if i == 0 else 0))
 
@@ -251,6 +341,9 @@ def _label_lines(spec: ImageSpec, body: int, max_width: int, max_height: int) ->
     if max_lines < 1:
         return lines
     prompt = _displayable(spec.prompt[:_PROMPT_SCAN_CHARS])
+    if len(spec.prompt) > _PROMPT_SCAN_CHARS:
+        # Cut at the last whole word scanned; the ellipsis says there was more.
+        prompt = (prompt.rsplit(" ", 1)[0] if " " in prompt else prompt) + "…"
     if prompt:
         words = f"“{prompt}”".split(" ")
         prompt_lines, shade = _wrap(words, " ", body, max_width, max_lines), 255
@@ -301,9 +394,11 @@ def _fitting_prefix(word: str, size: int, width: int) -> int:
 
 
 def _with_ellipsis(lines: list[str], size: int, width: int) -> list[str]:
-    last = lines[-1]
+    """``lines`` with the last one ending in "…", cut at a word (a space) if it has one."""
+    last = lines[-1].rstrip().removesuffix("…")
     while last and _text_width(last + "…", size) > width:
-        last = last[:-1]
+        head, space, _ = last.rpartition(" ")
+        last = head.rstrip() if space and head.strip() else last[:-1]
     return [*lines[:-1], last.rstrip() + "…"]
 
 
@@ -318,6 +413,8 @@ def _png_info(spec: ImageSpec) -> PngImagePlugin.PngInfo:
         "index": str(spec.index),
         "format": spec.format,
     }
+    if spec.inputs:
+        facts["inputs"] = "\n".join(_describe(image) for image in spec.inputs)
     for key, value in facts.items():
         try:
             info.add_text(key, value.encode("latin-1"))
@@ -325,6 +422,99 @@ def _png_info(spec: ImageSpec) -> PngImagePlugin.PngInfo:
             # iTXt holds UTF-8; a lone surrogate (legal in a JSON string) becomes "?".
             info.add_itxt(key, value.encode("utf-8", "replace"))
     return info
+
+
+def _describe(image: InputImage) -> str:
+    """One line about an input image, for the PNG metadata of the edit that got it."""
+    if isinstance(image, IssuedImage):
+        spec = image.spec
+        return (
+            f"issued {spec.model} {spec.width}x{spec.height} {spec.format} seed {spec.seed} "
+            f"image #{spec.index}"
+        )
+    if isinstance(image, DecodedImage):
+        return f"{image.source} {image.format} {image.width}x{image.height}"
+    return f"url {image.url} (not downloaded)"
+
+
+def _draw_thumbnails(
+    canvas: Image.Image,
+    inputs: tuple[InputImage, ...],
+    top: int,
+    colours: list[tuple[int, int, int]],
+) -> None:
+    """Draw a thumbnail of each input in a row below ``top``, adding their colours to
+    ``colours`` (each gets palette entries of its own while the 256 last)."""
+    width, height = canvas.size
+    gap = max(2, round((height - top) * 0.08))
+    box_height = height - top - 2 * gap
+    count = len(inputs)
+    slot = (width - gap * (count + 1)) // count
+    shapes = [_thumbnail_shape(image, box_height, slot) for image in inputs]
+    row = sum(w for w, _ in shapes) + gap * (count - 1)
+    x = (width - row) // 2
+    draw = ImageDraw.Draw(canvas)
+    frame = max(1, box_height // 40)
+    for image, (box_width, box_h) in zip(inputs, shapes, strict=True):
+        y = top + gap + (box_height - box_h) // 2
+        outline = (x - frame, y - frame, x + box_width + frame - 1, y + box_h + frame - 1)
+        draw.rectangle(outline, fill=_PANEL)
+        picture = _thumbnail(image, box_width, box_h, len(colours))
+        if picture is not None:
+            thumb, extra = picture
+            canvas.paste(thumb, (x, y))
+            colours.extend(extra)
+        else:
+            _draw_box_label(canvas, image, (x, y, box_width, box_h))
+        x += box_width + gap
+
+
+def _thumbnail_shape(image: InputImage, height: int, max_width: int) -> tuple[int, int]:
+    size = image.size or (4, 3)
+    width = max(1, round(height * size[0] / size[1]))
+    if width > max_width:
+        return max_width, max(1, round(max_width * size[1] / size[0]))
+    return width, height
+
+
+def _thumbnail(
+    image: InputImage, width: int, height: int, first_entry: int
+) -> tuple[Image.Image, list[tuple[int, int, int]]] | None:
+    """The thumbnail as palette indices from ``first_entry`` on, and its colours; None when
+    there is no picture to show (an image not downloaded) or no palette room left."""
+    if isinstance(image, IssuedImage):
+        small = dataclasses.replace(image.spec, width=width, height=height, inputs=())
+        picture, extra = _picture(small)
+    elif isinstance(image, DecodedImage):
+        mosaic = image.mosaic
+        pixels = [(mosaic[i], mosaic[i + 1], mosaic[i + 2]) for i in range(0, len(mosaic), 3)]
+        extra = list(dict.fromkeys(pixels))
+        index = {colour: n for n, colour in enumerate(extra)}
+        picture = Image.new("L", (MOSAIC_SIDE, MOSAIC_SIDE))
+        picture.putdata([index[colour] for colour in pixels])
+        picture = picture.resize((width, height), Image.Resampling.NEAREST)
+    else:
+        return None
+    if first_entry + len(extra) > 256:
+        return None
+    return picture.point(lambda value: value + first_entry), extra
+
+
+def _draw_box_label(canvas: Image.Image, image: InputImage, box: tuple[int, int, int, int]) -> None:
+    """Name what the empty box stands for: the URL's host, or "image"."""
+    x, y, width, height = box
+    text = "image"
+    if isinstance(image, RemoteImage):
+        text = re.sub(r"^[a-z]+://", "", image.url, flags=re.IGNORECASE).split("/", 1)[0] or "URL"
+    size = min(round(height / 5), 40)
+    if size < 7:
+        return
+    shown = _displayable(text)
+    if _text_width(shown, size) > width - 4:
+        shown = _with_ellipsis([shown], size, width - 4)[0]
+    if shown and _text_width(shown, size) <= width - 4:
+        left = x + (width - round(_text_width(shown, size))) // 2
+        _draw_text(canvas, (left, y + (height - size) // 2), shown, size, _ink(200))
 
 
 def reuse_image_buffers(count: int) -> None:

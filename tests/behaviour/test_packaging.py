@@ -5,6 +5,7 @@ from pathlib import Path
 from types import ModuleType
 
 import mock_server
+from mock_server.spec.load import load_specs
 
 ROOT = Path(__file__).parents[2]
 
@@ -53,7 +54,9 @@ def test_wheel_carries_the_specs_and_serves_them(tmp_path: Path) -> None:
         names = archive.namelist()
         archive.extractall(tmp_path / "site")
     assert "mock_server/specs/flux-2.yaml" in names
-    assert "mock_server/specs/flux-2-max.yaml" in names
+    for name in ("flux-2-max", "flux-2-pro", "flux-2-lora", "flux-2-edit", "flux-2-pro-edit"):
+        assert f"mock_server/specs/{name}.yaml" in names
+    assert "mock_server/specs/flux-2-lora-edit.yaml" in names
     assert "mock_server/py.typed" in names
     assert any(name.endswith("entry_points.txt") for name in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
@@ -76,4 +79,5 @@ def test_wheel_carries_the_specs_and_serves_them(tmp_path: Path) -> None:
     module_file, specs_dir, models = result.stdout.splitlines()
     assert module_file.startswith(str(tmp_path / "site"))
     assert specs_dir == str(tmp_path / "site" / "mock_server" / "specs")
-    assert models == "['blackforestlabs/flux-2', 'blackforestlabs/flux-2-max']"
+    assert models == repr(load_specs().models)
+    assert len(load_specs().models) == 7

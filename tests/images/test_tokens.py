@@ -12,14 +12,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mock_server.images.tokens import (
+    MAX_INPUTS,
     MAX_TOKEN_CHARS,
     PROMPT_CHARS,
     SIGNATURE_BYTES,
+    URL_LABEL_CHARS,
     decode_image_token,
     encode_image_token,
     encode_image_tokens,
 )
-from mock_server.types import ImageRequest, ImageSpec
+from mock_server.types import DecodedImage, ImageRequest, ImageSpec, IssuedImage, RemoteImage
 
 SECRET = b"test-secret"
 SPEC = ImageSpec("blackforestlabs/flux-2", "a red fox in the snow", 1024, 768, "png", 42, 0)
@@ -65,12 +67,22 @@ def test_round_trip(spec: ImageSpec) -> None:
 
 @settings(max_examples=100)
 @given(spec=specs)
-def test_round_trip_keeps_the_prompt_head(spec: ImageSpec) -> None:
+def test_round_trip_keeps_the_whole_prompt(spec: ImageSpec) -> None:
     token = encode_image_token(spec, SECRET)
     assert re.fullmatch(r"[A-Za-z0-9_-]+", token)
-    assert decode_image_token(token, SECRET) == dataclasses.replace(
-        spec, prompt=spec.prompt[:PROMPT_CHARS]
-    )
+    assert decode_image_token(token, SECRET) == spec
+
+
+def test_short_prompts_keep_the_short_uncompressed_format() -> None:
+    for prompt in ["", "a red fox", "p" * PROMPT_CHARS]:
+        token = encode_image_token(dataclasses.replace(SPEC, prompt=prompt), SECRET)
+        assert raw(token)[0] == 0x01
+    long_token = encode_image_token(dataclasses.replace(SPEC, prompt="p" * 121), SECRET)
+    assert raw(long_token)[0] == 0x03
+
+
+def raw(token: str) -> bytes:
+    return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
 
 
 requests = st.builds(
@@ -98,13 +110,43 @@ def test_tokens_of_a_request_are_the_tokens_of_its_images(request: ImageRequest)
         assert encode_image_tokens(request, SECRET) == one_by_one
 
 
-def test_long_prompt_is_cut_and_the_token_stays_short() -> None:
+def test_long_prompt_travels_whole_and_compressed() -> None:
     long_prompt = "a very long prompt " * 211  # 4009 characters
     token = encode_image_token(dataclasses.replace(SPEC, prompt=long_prompt), SECRET)
     decoded = decode_image_token(token, SECRET)
     assert decoded is not None
-    assert decoded.prompt == long_prompt[:PROMPT_CHARS]
+    assert decoded.prompt == long_prompt
     assert len(token) < 250
+
+
+@pytest.mark.parametrize(
+    "alphabet",
+    [
+        string.ascii_lowercase + "    ,.",
+        "абвгдеёжзийклмнопрстуфхцчшщъыьэюя    ,.",
+        "αβγδεζηθικλμνξοπρστυφχψω  ",
+    ],
+    ids=["latin", "cyrillic", "greek"],
+)
+def test_a_4000_character_prompt_of_words_travels_whole(alphabet: str) -> None:
+    rng = random.Random(4000)
+    prompt = "".join(rng.choice(alphabet) for _ in range(4000))
+    token = encode_image_token(dataclasses.replace(SPEC, prompt=prompt), SECRET)
+    decoded = decode_image_token(token, SECRET)
+    assert decoded is not None and decoded.prompt == prompt
+    assert len(token) <= MAX_TOKEN_CHARS
+
+
+def test_a_prompt_that_cannot_fit_is_cut_to_what_fits() -> None:
+    # 4000 random ideographs barely compress: three bytes each are far over the bound.
+    rng = random.Random(7)
+    prompt = "".join(chr(rng.randrange(0x4E00, 0x9FFF)) for _ in range(4000))
+    token = encode_image_token(dataclasses.replace(SPEC, prompt=prompt), SECRET)
+    decoded = decode_image_token(token, SECRET)
+    assert decoded is not None
+    assert MAX_TOKEN_CHARS - 64 < len(token) <= MAX_TOKEN_CHARS
+    assert PROMPT_CHARS < len(decoded.prompt) < len(prompt)
+    assert prompt.startswith(decoded.prompt)
 
 
 def test_same_spec_gives_same_token() -> None:
@@ -205,7 +247,7 @@ def test_fields_token_helper_makes_valid_tokens() -> None:
 @pytest.mark.parametrize(
     "message",
     [
-        b"\x03" + json.dumps(["m", "p", 1, 1, "png", 1, 0]).encode(),
+        b"\x7f" + json.dumps(["m", "p", 1, 1, "png", 1, 0]).encode(),
         b"\x01[",
         b"\x01\xff\xfe",
         b"\x02" + zlib.compress(json.dumps(["m", "p", 1, 1, "png", 1, 0]).encode()),
@@ -297,3 +339,121 @@ def test_any_bytes_are_rejected_without_raising(data: bytes) -> None:
 def test_any_base64_is_rejected_without_raising(data: bytes) -> None:
     token = base64.urlsafe_b64encode(data).rstrip(b"=").decode()
     assert decode_image_token(token, SECRET) is None
+
+
+MOSAIC = bytes(range(192))
+LONG_URL = "https://example.com/pictures/" + "a" * 300 + ".png"
+GENERATED = dataclasses.replace(SPEC, prompt="x" * 300, inputs=(RemoteImage("https://a.test/"),))
+INPUTS = (
+    IssuedImage(GENERATED),
+    DecodedImage(640, 480, "jpeg", "data", MOSAIC),
+    RemoteImage(LONG_URL),
+)
+
+
+def test_an_edit_carries_what_its_thumbnails_need() -> None:
+    edit = dataclasses.replace(SPEC, model="blackforestlabs/flux-2-edit", inputs=INPUTS)
+    decoded = decode_image_token(encode_image_token(edit, SECRET), SECRET)
+    # An input that was itself an edit loses its own inputs; its prompt and a URL are cut.
+    carried = dataclasses.replace(GENERATED, prompt="x" * PROMPT_CHARS, inputs=())
+    assert decoded == dataclasses.replace(
+        edit,
+        inputs=(IssuedImage(carried), INPUTS[1], RemoteImage(LONG_URL[:URL_LABEL_CHARS])),
+    )
+
+
+def test_every_image_of_an_edit_request_carries_the_inputs() -> None:
+    request = ImageRequest("m", "p", 1024, 768, "png", 9, 3, INPUTS[1:2])
+    tokens = encode_image_tokens(request, SECRET)
+    decoded = [decode_image_token(token, SECRET) for token in tokens]
+    assert decoded == request.images()
+    assert len(set(tokens)) == 3
+
+
+def test_an_edit_token_of_three_inputs_stays_short() -> None:
+    inputs = (
+        IssuedImage(SPEC),
+        DecodedImage(1, 1, "png", "fetched", MOSAIC),
+        RemoteImage(LONG_URL),
+    )
+    token = encode_image_token(dataclasses.replace(SPEC, inputs=inputs), SECRET)
+    assert len(token) < 1000
+
+
+def test_more_inputs_than_a_token_carries_are_refused() -> None:
+    spec = dataclasses.replace(SPEC, inputs=(RemoteImage("https://a.test/x.png"),) * 9)
+    with pytest.raises(ValueError, match=f"expected at most {MAX_INPUTS}"):
+        encode_image_token(spec, SECRET)
+
+
+def deflated(payload: bytes) -> bytes:
+    packer = zlib.compressobj(9, zlib.DEFLATED, -15)
+    return packer.compress(payload) + packer.flush()
+
+
+def deflated_token(fields: object) -> str:
+    return sign(b"\x03" + deflated(json.dumps(fields).encode()))
+
+
+FIELDS = ["m", "p", 1024, 768, "png", 1, 0]
+DECODED = ["decoded", 640, 480, "jpeg", "data", base64.b64encode(MOSAIC).decode()]
+
+
+def test_deflated_token_helper_makes_valid_tokens() -> None:
+    assert decode_image_token(deflated_token([*FIELDS, [DECODED]]), SECRET) == ImageSpec(
+        "m", "p", 1024, 768, "png", 1, 0, (DecodedImage(640, 480, "jpeg", "data", MOSAIC),)
+    )
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        FIELDS,
+        [*FIELDS, {}],
+        [*FIELDS, ["remote", "u"]],
+        [*FIELDS, [["pasted", "u"]]],
+        [*FIELDS, [[]]],
+        [*FIELDS, [["remote", 1]]],
+        [*FIELDS, [["decoded", 640, 480, "jpeg", "data", "AAAA"]]],
+        [*FIELDS, [["decoded", 640, 480, "jpeg", "data", "not base64!"]]],
+        [*FIELDS, [["decoded", 0, 480, "jpeg", "data", DECODED[-1]]]],
+        [*FIELDS, [["decoded", 640, 480, "jpeg", "email", DECODED[-1]]]],
+        [*FIELDS, [["issued", "m", "p", 0, 768, "png", 1, 0]]],
+        [*FIELDS, [["issued", "m", "p" * 121, 1024, 768, "png", 1, 0]]],
+        [*FIELDS, [["remote", "u"]] * 9],
+        ["m", "p", 1024, 768, "gif", 1, 0, []],
+    ],
+    ids=[
+        "no-inputs-field",
+        "inputs-not-a-list",
+        "input-not-a-list",
+        "unknown-kind",
+        "empty-input",
+        "url-not-a-string",
+        "short-mosaic",
+        "mosaic-not-base64",
+        "zero-width-input",
+        "unknown-source",
+        "invalid-issued-spec",
+        "issued-prompt-too-long",
+        "too-many-inputs",
+        "unknown-format",
+    ],
+)
+def test_signed_but_invalid_deflated_fields_are_rejected(fields: object) -> None:
+    assert decode_image_token(deflated_token(fields), SECRET) is None
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        b"\x03" + json.dumps([*FIELDS, []]).encode(),
+        b"\x03" + deflated(json.dumps([*FIELDS, []]).encode()) + b"trailing",
+        b"\x03" + deflated(json.dumps([*FIELDS, []]).encode())[:-3],
+        b"\x03" + deflated(b'["m","' + b" " * 100_000 + b'",1,1,"png",1,0,[]]'),
+        b"\x03" + deflated(b"\xff\xfe"),
+    ],
+    ids=["not-deflated", "trailing-bytes", "truncated-stream", "inflates-too-far", "not-utf8"],
+)
+def test_signed_but_unreadable_deflated_payloads_are_rejected(message: bytes) -> None:
+    assert decode_image_token(sign(message), SECRET) is None

@@ -74,9 +74,9 @@ def test_each_fixture_in_a_user_suite(suite: pytest.Pytester) -> None:
 
 
         def test_the_asgi_app(aimlapi_app):
-            assert aimlapi_app.service.spec_set.models == [
-                "blackforestlabs/flux-2", "blackforestlabs/flux-2-max"
-            ]
+            models = aimlapi_app.service.spec_set.models
+            assert "blackforestlabs/flux-2" in models and "blackforestlabs/flux-2-max" in models
+            assert "blackforestlabs/flux-2-edit" in models and len(models) == 7
 
 
         def test_the_in_process_client(aimlapi_client, aimlapi_mock):
