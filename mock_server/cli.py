@@ -54,13 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for option in OPTIONS:
         where = option.variable + (f", separated by {option.separator!r}" if option.many else "")
-        if option.field == "admin":
+        if option.switch is not None:
             serve_parser.add_argument(
                 option.flag,
-                dest="admin",
+                dest=option.field,
                 action="store_const",
-                const="off",
-                help=f"{option.help} ({where}=off)",
+                const=option.switch,
+                help=f"{option.help} ({where}={option.switch})",
             )
         elif option.many:
             serve_parser.add_argument(

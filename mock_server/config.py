@@ -51,6 +51,13 @@ class Settings:
     """Latency of successful generations, such as ``"uniform=0.2..1.5"``; None: none."""
     deviations: tuple[str, ...] = ()
     """Ways to drift from the spec on purpose (see :data:`mock_server.deviations.DEVIATIONS`)."""
+    credits: int | None = None
+    """Credits on the fake's account; each successful generation spends its cost, and with none
+    left generations get the API's 403. None: unlimited."""
+    fetch_input_images: bool = False
+    """Download ``image_urls`` the fake did not issue (to check they are images); else noted."""
+    cors_origins: tuple[str, ...] = ("*",)
+    """Origins whose browser apps may call the API (``*``: any); the admin API stays same-origin."""
 
     def __post_init__(self) -> None:
         if self.auth not in ("any", "off", "keys"):
@@ -64,6 +71,8 @@ class Settings:
             raise ConfigError(f"workers must be at least 1, got {self.workers!r}")
         if self.journal_size < 0:
             raise ConfigError(f"journal_size must not be negative, got {self.journal_size!r}")
+        if self.credits is not None and self.credits < 0:
+            raise ConfigError(f"credits must not be negative, got {self.credits!r}")
         for rule in self.faults:
             FaultRule.parse(rule)
         if self.latency is not None:
@@ -136,6 +145,8 @@ class Option:
     metavar: str | None = None
     server_only: bool = False
     """Where the server listens: not something a test's marker can change."""
+    switch: str | None = None
+    """For a flag that takes no value: the value it stands for (``--no-admin``: ``off``)."""
 
     @property
     def variable(self) -> str:
@@ -177,7 +188,7 @@ class Option:
             return parse_auth(list(_strings(value)))
         if self.many:
             return {self.field: tuple(self.parse(item) for item in _strings(value))}
-        if isinstance(value, str) and self.parse is not str:
+        if isinstance(value, str) and self.parse is not str and not self.many:
             return {self.field: self.parse(value)}
         if value is not None and self.field == "latency":
             return {self.field: str(value)}  # a Latency object
@@ -198,6 +209,12 @@ def _switch(text: str) -> bool:
     if value in ("0", "off", "false", "no"):
         return False
     raise ConfigError(f"{text!r} is not on or off")
+
+
+def _credits(text: str) -> int | None:
+    if text.strip().lower() in ("unlimited", "none"):
+        return None
+    return _whole_number(text)
 
 
 def _strings(value: object) -> tuple[str, ...]:
@@ -240,7 +257,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "admin", "--no-admin", "do not serve the journal and fault controls under /__mock/",
-        _switch,
+        _switch, switch="off",
     ),
     Option(
         "journal_size", "--journal-size", "requests the journal keeps, 0 for none (default 1000)",
@@ -257,6 +274,18 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "deviations", "--deviation", "drift from the spec on purpose, as the real API has; repeat "
         "for more", many=True, metavar="NAME",
+    ),
+    Option(
+        "credits", "--credits", "credits on the account; generations spend them and get 403 "
+        "when none are left (default unlimited)", _credits, metavar="N",
+    ),
+    Option(
+        "fetch_input_images", "--fetch-input-images", "download image_urls the fake did not "
+        "issue and check they are images (default: accept them unfetched)", _switch, switch="on",
+    ),
+    Option(
+        "cors_origins", "--cors-origin", "origin whose browser apps may call the API; repeat for "
+        "more (default '*': any)", many=True, metavar="ORIGIN",
     ),
 )  # fmt: skip
 """Every setting of :class:`Settings`, in the order ``serve --help`` lists them."""

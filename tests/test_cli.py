@@ -116,6 +116,9 @@ def test_settings_survive_the_trip_through_the_environment() -> None:
         faults=("code=503, times=2", "code=429"),
         latency="fixed=0.1",
         deviations=("status-201", "usd-spent"),
+        credits=0,
+        fetch_input_images=True,
+        cors_origins=("http://localhost:3000", "https://app.test"),
     )
     defaults = Settings()
     untried = [
@@ -205,7 +208,8 @@ def test_every_setting_is_declared_once_and_reachable_everywhere() -> None:
     # The pytest marker takes every field but where the server listens.
     marker = {"specs": ["x.yaml"], "auth": ["k"], "public_base_url": "http://h", "admin": False,
               "max_body_bytes": 5, "image_cache_bytes": 0, "url_secret": "s", "journal_size": 2,
-              "faults": "code=503", "latency": "fixed=0.1", "deviations": "status-201"}  # fmt: skip
+              "faults": "code=503", "latency": "fixed=0.1", "deviations": "status-201",
+              "credits": 10, "fetch_input_images": True, "cors_origins": "http://a"}  # fmt: skip
     changed = Settings().changed(marker)
     assert (changed.specs, changed.auth, changed.api_keys, changed.faults) == (
         ("x.yaml",),

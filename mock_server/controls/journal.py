@@ -14,9 +14,11 @@ import json
 import pprint
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
+from typing import Any
 
+from ..engine.ignored import ignored_fields
 from ..types import JSON, Violation
 
 __all__ = ["Journal", "JournalAssertionError", "JournalEntry"]
@@ -44,6 +46,7 @@ class JournalEntry:
         "_own_answer",
         "_raw_headers",
         "_raw_query",
+        "_request_schema",
         "_response_body",
         "_response_headers",
         "duration",
@@ -55,6 +58,7 @@ class JournalEntry:
         "raw_body",
         "received_at",
         "status",
+        "unfetched_inputs",
     )
 
     def __init__(
@@ -74,6 +78,8 @@ class JournalEntry:
         fault: str | None = None,
         own_answer: bytes | None = None,
         error: BaseException | None = None,
+        request_schema: Mapping[str, Any] | None = None,
+        unfetched_inputs: tuple[str, ...] = (),
     ) -> None:
         self.received_at = received_at
         self.method = method
@@ -92,6 +98,9 @@ class JournalEntry:
         self.fault = fault
         self._own_answer = own_answer
         self.error = error
+        self._request_schema = request_schema
+        self.unfetched_inputs = unfetched_inputs
+        """``image_urls`` the fake accepted without downloading them (``--fetch-input-images``)."""
         self._headers: dict[str, str] | None = None
         self._body: JSON = _MISSING
 
@@ -147,6 +156,19 @@ class JournalEntry:
         return self.response_headers.get("x-request-id")
 
     @property
+    def inference_id(self) -> str | None:
+        """The ``x-inference-id`` the answer carried (the id ``GET /v2/logs`` lists)."""
+        return self.response_headers.get("x-inference-id")
+
+    @property
+    def ignored_fields(self) -> list[str]:
+        """Body fields the model's schema does not declare, which the API ignores (as dotted
+        paths): ``size``, ``n`` or ``response_format`` sent by an OpenAI-style client, say."""
+        if self._request_schema is None:
+            return []
+        return ignored_fields(self._request_schema, self.body)
+
+    @property
     def response_body(self) -> JSON:
         """The JSON answer as sent (None for images, or when nothing was sent)."""
         return _decode(self._response_body or b"")
@@ -193,6 +215,9 @@ class JournalEntry:
             "is_generation": self.is_generation,
             "status": self.status,
             "request_id": self.request_id,
+            "inference_id": self.inference_id,
+            "ignored_fields": self.ignored_fields,
+            "unfetched_inputs": list(self.unfetched_inputs),
             "violations": [violation.as_json() for violation in self.violations],
             "image_urls": self.image_urls,
             "fault": self.fault,

@@ -66,6 +66,13 @@ class CreditLedger:
             self._balance -= credits
             self._updated = self._clock()
 
+    def refund(self, credits: int) -> None:
+        """Give back a charge for an answer the client never got (a forced error)."""
+        with self._lock:
+            if self._balance is not None:
+                self._balance += credits
+                self._updated = self._clock()
+
 
 def _checked(credits: int | None) -> int | None:
     if credits is None:

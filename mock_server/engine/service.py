@@ -19,7 +19,7 @@ from ..images.render import ImageCache, render_placeholder
 from ..images.tokens import decode_image_token, encode_image_tokens
 from ..spec.load import SpecSet
 from ..types import IMAGE_MEDIA_TYPES, JSON, ImageRequest, Operation, Violation
-from .inputs import check_image_urls
+from .inputs import FetchPolicy, check_image_urls
 from .synthesis import RequestReader, credits_used, success_body_is_plain, success_json
 from .validation import SchemaValidator, detail_lines, show, summarise, zod_type
 
@@ -32,7 +32,10 @@ class Generation:
     request: ImageRequest
     content: bytes
     urls: list[str]
-    unfetched_inputs: tuple[str, ...] = ()  # image_urls accepted without downloading them
+    credits: int
+    """What the generation costs, as ``meta.usage`` reports it."""
+    unfetched_inputs: tuple[str, ...] = ()
+    """``image_urls`` items accepted without downloading them."""
 
 
 class ImageService:
@@ -148,6 +151,7 @@ class ImageService:
                 secret=self._secret,
                 image_route=self.image_route,
                 local_bases=(base, base_url.rstrip("/")),
+                fetch=FetchPolicy() if self.settings.fetch_input_images else None,
             )
             if checked.violations:
                 raise _invalid(checked.violations)
@@ -162,8 +166,9 @@ class ImageService:
         extension = f".{request.format}"
         folder = f"{base}{self.image_route}/"
         urls = [folder + token + extension for token in tokens]
-        content = success_json(success_schema, urls, credits_used(operation, request))
-        return Generation(operation, request, content, urls, unfetched)
+        credits = credits_used(operation, request)
+        content = success_json(success_schema, urls, credits)
+        return Generation(operation, request, content, urls, credits, unfetched)
 
     async def image(self, name: str) -> tuple[bytes, str] | None:
         """The bytes and media type of the image behind ``<token>.<format>``; None if unknown."""

@@ -8,33 +8,30 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..config import Settings
-from ..controls.faults import FaultPlan, rule_text
-from ..controls.journal import Journal
+from ..controls.faults import rule_text
 from ..engine.ids import new_request_id
 from ..errors import ApiError, ConfigError
-from ..spec.load import SpecSet
 from ..types import Answer
 from .answers import error_answer
 from .pipeline import ADMIN_PREFIX
 
+if TYPE_CHECKING:
+    from .app import FakeApp
+
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-def admin_routes(
-    settings: Settings,
-    spec_set: SpecSet,
-    journal: Journal,
-    plan: FaultPlan,
-) -> list[Route]:
-    """The routes, bound to one fake's journal and fault plan."""
+def admin_routes(fake: FakeApp) -> list[Route]:
+    """The routes, bound to one fake's journal, fault plan and ledger."""
+    journal, plan, ledger = fake.journal, fake.faults, fake.ledger
     prefix = ADMIN_PREFIX.rstrip("/")
-    for path in spec_set.paths:
+    for path in fake.service.spec_set.paths:
         if path == prefix or path.startswith(ADMIN_PREFIX):
             raise ConfigError(
                 f"the spec path {path!r} collides with the admin routes under {ADMIN_PREFIX}; "
@@ -91,16 +88,34 @@ def admin_routes(
         return Response(status_code=204)
 
     async def reset(request: Request) -> Response:
-        """Forget the journal; faults and latency go back to the configured ones."""
-        journal.clear()
-        plan.reset(settings.faults, settings.latency)
+        """Forget the journal and logs; faults, latency and credits go back to the settings."""
+        fake.reset()
         return Response(status_code=204)
+
+    async def show_credits(request: Request) -> Response:
+        return JSONResponse({"credits": ledger.balance})
+
+    async def set_credits(request: Request) -> Response:
+        """Body: a whole number of credits, or null for unlimited."""
+        try:
+            value = await _json(request)
+            if isinstance(value, str) and value.strip().lower() in ("null", "unlimited"):
+                value = None
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ConfigError("expected a whole number of credits, or null for unlimited")
+            if value is not None and value < 0:
+                raise ConfigError(f"credits must not be negative, got {value}")
+            ledger.set(value)
+        except ConfigError as problem:
+            return error(request, 400, f"Credits: {problem}")
+        return JSONResponse({"credits": ledger.balance})
 
     by_path: dict[str, dict[str, Endpoint]] = {
         f"{prefix}/requests": {"GET": list_requests, "DELETE": clear_requests},
         f"{prefix}/faults": {"GET": show_faults, "POST": add_fault, "DELETE": clear_faults},
         f"{prefix}/latency": {"PUT": set_latency, "DELETE": clear_latency},
         f"{prefix}/reset": {"POST": reset},
+        f"{prefix}/credits": {"GET": show_credits, "PUT": set_credits},
     }
     return [
         Route(path, _by_method(endpoints), methods=list(endpoints))

@@ -11,11 +11,14 @@ from starlette.types import Receive, Scope, Send
 from ..config import Settings
 from ..controls.faults import FaultPlan
 from ..controls.journal import Journal
+from ..controls.ledger import CreditLedger
+from ..controls.usage import UsageLog
 from ..engine.ids import new_request_id
 from ..engine.service import ImageService
 from ..errors import ApiError
 from ..images.memory import return_large_blocks_to_the_system
 from ..spec.load import SpecSet, load_specs
+from .account import Account
 from .admin import admin_routes, as_response
 from .answers import error_answer, method_not_allowed, not_found
 from .deviations import Deviations
@@ -32,9 +35,9 @@ class FakeApp:
         self.service = ImageService(settings, spec_set, IMAGE_ROUTE)
         self.journal = Journal(settings.journal_size)
         self.faults = FaultPlan(settings.faults, settings.latency)
-        routes = (
-            admin_routes(settings, spec_set, self.journal, self.faults) if settings.admin else []
-        )
+        self.ledger = CreditLedger(settings.credits)
+        self.usage = UsageLog()
+        routes = admin_routes(self) if settings.admin else []
         admin = Starlette(
             routes=routes,
             exception_handlers={HTTPException: _http_error, Exception: _server_error},
@@ -47,12 +50,22 @@ class FakeApp:
             self.journal,
             self.faults,
             admin=admin,
+            account=Account(self.service, self.ledger, self.usage),
+            ledger=self.ledger,
+            usage=self.usage,
             deviations=deviations,
             observers=observers,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.pipeline(scope, receive, send)
+
+    def reset(self) -> None:
+        """Forget this run's requests; faults, latency and credits go back to the settings."""
+        self.journal.clear()
+        self.usage.clear()
+        self.faults.reset(self.settings.faults, self.settings.latency)
+        self.ledger.set(self.settings.credits)
 
 
 def create_app(

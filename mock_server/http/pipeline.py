@@ -23,16 +23,22 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
+from anyio import to_thread
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..controls.faults import Fault, FaultPlan
 from ..controls.journal import Journal, JournalEntry
+from ..controls.ledger import CreditLedger
+from ..controls.usage import LogEntry, UsageLog
 from ..engine.body import check_content_type, parse_json_body
 from ..engine.ids import new_request_id
 from ..engine.service import Generation, ImageService
-from ..engine.synthesis import MEGAPIXEL
+from ..engine.synthesis import MEGAPIXEL, cost_headers
+from ..engine.tracing import client_request_id, new_inference_id
 from ..errors import ApiError, ConfigError
-from ..types import Answer
+from ..types import JSON, Answer
+from .account import PATHS as ACCOUNT_PATHS
+from .account import Account
 from .answers import error_answer, image_answer, json_answer, method_not_allowed, not_found
 from .deviations import Deviations
 
@@ -46,6 +52,12 @@ RECORDED_ERROR = "aimlapi_mock.recorded_error"
 _IMAGE_PREFIX = IMAGE_ROUTE + "/"
 _HOST = re.compile(r"[A-Za-z0-9.\-_~%!$&'()*+,;=]+(:[0-9]*)?|\[[0-9A-Fa-f:.]+\](:[0-9]*)?")
 """A ``Host`` header fit to build image URLs from (RFC 3986 reg-name or IP literal, port)."""
+
+_EXPOSE_HEADERS = (
+    b"access-control-expose-headers",
+    b"x-inference-id, x-client-request-id, x-aimlapi-credits-used, x-aimlapi-usd-spent",
+)
+"""So a browser app may read the tracing and cost headers, as the API allows."""
 
 Observer = Callable[[JournalEntry], None]
 
@@ -61,6 +73,10 @@ class Request:
     headers: dict[bytes, bytes]
     """By lower-case name; the first value of a repeated header."""
     body: bytes = b""
+    model: str | None = None
+    """The served model a generation named, once the body is read."""
+    inference_id: str | None = None
+    client_request_id: str | None = None
 
 
 class Pipeline:
@@ -73,10 +89,16 @@ class Pipeline:
         plan: FaultPlan,
         *,
         admin: ASGIApp,
+        account: Account,
+        ledger: CreditLedger,
+        usage: UsageLog,
         deviations: Deviations | None = None,
         observers: tuple[Observer, ...] = (),
     ) -> None:
         self.service = service
+        self.account = account
+        self.ledger = ledger
+        self.usage = usage
         self.journal = journal
         self.plan = plan
         self.admin = admin
@@ -87,6 +109,9 @@ class Pipeline:
         spec_set = service.spec_set
         self._methods = {path: spec_set.methods_for(path) for path in spec_set.paths}
         self._operations = frozenset(spec_set.operations)
+        self._models = frozenset(spec_set.models)
+        self._cors_origins = frozenset(service.settings.cors_origins)
+        self._fetches = service.settings.fetch_input_images
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or (
@@ -102,7 +127,12 @@ class Pipeline:
         try:
             if generation:
                 problem = await self.read_body(request, receive)
-                answer, made = self.answer_generation(request, problem)
+                if self._fetches:  # downloading image_urls blocks: not on the event loop
+                    answer, made = await to_thread.run_sync(
+                        self.answer_generation, request, problem
+                    )
+                else:
+                    answer, made = self.answer_generation(request, problem)
             else:
                 answer, made = await self.answer_other(request), None
             if self.deviate is not None:
@@ -118,7 +148,7 @@ class Pipeline:
                 )
                 await send({"type": "http.response.body", "body": answer.body})
                 recorded = True
-                self.record(request, answer, answer.status, generation)
+                self.record(request, answer, answer.status, generation, made=made)
                 return
             try:
                 fault, delay = self.faults_for(request, prefer, generation, answer, made)
@@ -130,6 +160,11 @@ class Pipeline:
                 own_answer = answer.body
                 forced = ApiError(fault.status, headers=fault.headers)
                 answer = error_answer(forced, request.path, new_request_id())
+                if generation:
+                    self.trace(request, answer, 0)
+                if made is not None:
+                    self.ledger.refund(made.credits)  # a failed request is never charged
+                    made = None
             # Journalled before it is sent, as it will be sent: a test may look at a request
             # while its answer is held back, and the answer no longer changes.
             closed = fault is not None and fault.transport == "close"
@@ -140,6 +175,7 @@ class Pipeline:
                 answer,
                 None if closed else answer.status,
                 generation,
+                made=made,
                 fault=fault,
                 own_answer=own_answer,
                 held=held,
@@ -203,12 +239,14 @@ class Pipeline:
     def answer_generation(
         self, request: Request, body_problem: ApiError | None
     ) -> tuple[Answer, Generation | None]:
-        """Authorize, parse, validate and synthesise: the engine's answer to a generation.
+        """Authorize, parse, validate, charge and synthesise: the answer to a generation.
 
-        The order of the checks is the real API's: 401, then 415, then 413, then 400.
+        The order of the checks is the real API's: 401, then 415, then 413, then 400, then 403
+        (out of credits). Every answer carries the API's tracing and cost headers.
         """
         request_id = new_request_id()
         headers, service = request.headers, self.service
+        body: JSON = None
         try:
             authorization = headers.get(b"authorization")
             service.authorize(authorization.decode("latin-1") if authorization else None)
@@ -216,18 +254,51 @@ class Pipeline:
             check_content_type(content_type.decode("latin-1") if content_type else None)
             if body_problem is not None:
                 raise body_problem
+            body = parse_json_body(request.body)
             made = service.generate(
-                request.method,
-                request.path,
-                parse_json_body(request.body),
-                base_url(request.scope, headers),
+                request.method, request.path, body, base_url(request.scope, headers)
             )
+            self.ledger.charge(made.credits)
         except ApiError as error:
-            return error_answer(error, request.path, request_id), None
-        return json_answer(made.operation.success_status, made.content, request_id), made
+            answer = error_answer(error, request.path, request_id)
+            request.model = _served_model(body, self._models)
+            self.trace(request, answer, 0)
+            return answer, None
+        answer = json_answer(made.operation.success_status, made.content, request_id)
+        request.model = made.operation.model
+        self.trace(request, answer, made.credits)
+        return answer, made
+
+    def trace(self, request: Request, answer: Answer, credits: int) -> None:
+        """Add the API's tracing and cost headers to a generation's answer."""
+        if request.inference_id is None:
+            request.inference_id = new_inference_id()
+            client_id = request.headers.get(b"x-client-request-id")
+            if client_id is not None:
+                request.client_request_id = client_request_id(client_id.decode("latin-1"))
+        headers = answer.headers
+        headers.append((b"x-inference-id", request.inference_id.encode("ascii")))
+        if request.client_request_id is not None:
+            headers.append((b"x-client-request-id", request.client_request_id.encode("ascii")))
+        for name, value in cost_headers(credits).items():
+            headers.append((name.encode("ascii"), value.encode("ascii")))
+        headers.append(_EXPOSE_HEADERS)
+        self.cors(request, headers)
+
+    def cors(self, request: Request, headers: list[tuple[bytes, bytes]]) -> None:
+        """Let a browser app on an allowed origin read the answer."""
+        origin = request.headers.get(b"origin")
+        if origin is None:
+            return
+        if "*" in self._cors_origins:
+            headers.append((b"access-control-allow-origin", b"*"))
+        elif origin.decode("latin-1") in self._cors_origins:
+            headers.append((b"access-control-allow-origin", origin))
+            headers.append((b"vary", b"Origin"))
 
     async def answer_other(self, request: Request) -> Answer:
-        """An image download, or the 404/405 for a path the fake does not serve."""
+        """An image download, an account route, a CORS preflight, or the 404/405 for a path
+        the fake does not serve."""
         method, path = request.method, request.path
         if path.startswith(_IMAGE_PREFIX) and method in ("GET", "HEAD"):
             found = await self.service.image(path[len(_IMAGE_PREFIX) :])
@@ -236,10 +307,33 @@ class Pipeline:
                 if method == "HEAD":
                     answer.body = b""
                 return answer
-        allowed = self._methods.get(path) or self._methods.get(path.rstrip("/"))
+        trimmed = path.rstrip("/") or "/"
+        if trimmed in ACCOUNT_PATHS and method in ("GET", "HEAD"):
+            query = request.scope.get("query_string", b"")
+            answer = self.account.answer(trimmed, query, request.headers, new_request_id())
+            self.cors(request, answer.headers)
+            if method == "HEAD":
+                answer.body = b""
+            return answer
+        allowed = self._methods.get(trimmed) or (["GET"] if trimmed in ACCOUNT_PATHS else None)
+        if allowed and method == "OPTIONS":
+            return self.preflight(request, allowed)
         if allowed:
             return method_not_allowed(method, path, allowed, new_request_id())
         return not_found(method, path, new_request_id())
+
+    def preflight(self, request: Request, allowed: list[str]) -> Answer:
+        """The answer to a browser's CORS preflight for an API route."""
+        headers = [
+            (b"allow", ", ".join(sorted({*allowed, "OPTIONS"})).encode("ascii")),
+            (b"access-control-allow-methods", ", ".join(allowed).encode("ascii")),
+            (b"access-control-max-age", b"600"),
+        ]
+        wanted = request.headers.get(b"access-control-request-headers")
+        if wanted is not None:
+            headers.append((b"access-control-allow-headers", wanted))
+        self.cors(request, headers)
+        return Answer(204, headers, b"")
 
     def faults_for(
         self,
@@ -319,16 +413,30 @@ class Pipeline:
         status: int | None,
         generation: bool,
         *,
+        made: Generation | None = None,
         fault: Fault | None = None,
         own_answer: bytes | None = None,
         error: Exception | None = None,
         held: float = 0.0,
     ) -> None:
-        """Write the journal entry and tell the observers (the request log).
+        """Write the journal entry, the usage log's row, and tell the observers (the request log).
 
         ``status`` is None when no answer is sent (a closed connection); ``held`` is how long
         the answer is still to be held back (delay, trickle), counted in the duration.
         """
+        if request.model is not None and request.inference_id is not None:
+            succeeded = made is not None and status is not None and status < 400
+            self.usage.record(
+                LogEntry(
+                    request.received_at,
+                    request.model,
+                    "succeeded" if succeeded else "failed",
+                    made.credits if made is not None and succeeded else 0,
+                    request.inference_id,
+                    _header(answer.headers, b"x-request-id"),
+                    request.client_request_id,
+                )
+            )
         if not self.journal.limit and not self.observers:
             return
         scope = request.scope
@@ -348,6 +456,8 @@ class Pipeline:
             fault=str(fault) if fault is not None else None,
             own_answer=own_answer,
             error=error,
+            request_schema=made.operation.request_schema if made is not None else None,
+            unfetched_inputs=made.unfetched_inputs if made is not None else (),
         )
         self.journal.record(entry)
         for observer in self.observers:
@@ -375,6 +485,18 @@ def base_url(scope: Scope, headers: dict[bytes, bytes]) -> str:
 async def send_answer(answer: Answer, send: Send) -> None:
     await send({"type": "http.response.start", "status": answer.status, "headers": answer.headers})
     await send({"type": "http.response.body", "body": answer.body})
+
+
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
+    for key, value in headers:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def _served_model(body: JSON, models: frozenset[str]) -> str | None:
+    model = body.get("model") if isinstance(body, dict) else None
+    return model if isinstance(model, str) and model in models else None
 
 
 def _model_of(made: Generation | None, request: Request) -> str | None:

@@ -109,6 +109,16 @@ class MockServer:
         """Delay successful generations: ``"fixed=0.5"``, ``"uniform=0.1..0.3"``, ..."""
         return self.faults.set_latency(latency)
 
+    def set_credits(self, credits: int | None) -> None:
+        """Put ``credits`` on the fake's account (None: unlimited); generations spend them and
+        get the API's 403 once they run out."""
+        self.app.ledger.set(credits)
+
+    @property
+    def credits(self) -> int | None:
+        """Credits left on the fake's account (None: unlimited)."""
+        return self.app.ledger.balance
+
     def configure(self, **options: Any) -> None:
         """Use the base settings changed by ``options`` (Settings fields) from now on.
 
@@ -116,12 +126,15 @@ class MockServer:
         journal, faults and errors start empty; ``faults`` and ``latency`` are installed.
         """
         settings = self.settings_for(options)
-        core = replace(settings, faults=(), latency=None)
+        # What a test changes at run time is not part of the app, so apps are shared.
+        core = replace(settings, faults=(), latency=None, credits=None)
         self.app = self._app_for(core)
         self._switch.app = self.app
         self.settings = settings
         self.journal.clear()
+        self.app.usage.clear()
         self.faults.reset(settings.faults, settings.latency)
+        self.app.ledger.set(settings.credits)
 
     def reset(self) -> None:
         """Back to the base settings, with an empty journal and no faults beyond the base's."""

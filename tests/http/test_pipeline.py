@@ -54,7 +54,8 @@ REQUESTS = [
 
 def comparable(response: httpx.Response) -> tuple[int, dict[str, str], Any]:
     """The answer without what differs from one request to the next (request id, time)."""
-    headers = {k: v for k, v in response.headers.items() if k not in ("x-request-id",)}
+    varying = ("x-request-id", "x-inference-id")
+    headers = {k: v for k, v in response.headers.items() if k not in varying}
     if "json" not in response.headers.get("content-type", ""):
         return response.status_code, headers, response.content
     body = response.json()
@@ -67,13 +68,13 @@ def comparable(response: httpx.Response) -> tuple[int, dict[str, str], Any]:
 
 def journalled(entry: JournalEntry) -> dict[str, Any]:
     fields = entry.as_json()
-    for name in ("time", "duration", "request_id"):
+    for name in ("time", "duration", "request_id", "inference_id"):
         fields.pop(name)
     fields["headers"].pop("prefer", None)
     fields["response_headers"] = {
         k: v
         for k, v in entry.response_headers.items()
-        if k not in ("x-request-id", "content-length")
+        if k not in ("x-request-id", "x-inference-id", "content-length")
     }
     return fields
 
