@@ -54,6 +54,7 @@ class JournalEntry:
         "path",
         "raw_body",
         "received_at",
+        "source",
         "status",
     )
 
@@ -74,6 +75,7 @@ class JournalEntry:
         fault: str | None = None,
         own_answer: bytes | None = None,
         error: BaseException | None = None,
+        source: str | None = None,
     ) -> None:
         self.received_at = received_at
         self.method = method
@@ -92,6 +94,9 @@ class JournalEntry:
         self.fault = fault
         self._own_answer = own_answer
         self.error = error
+        self.source = source
+        """Where the answer came from when not from synthesis: ``replay <file>``, ``upstream``,
+        ``replay miss, synthesized``, ...; None for the spec-driven fake's own answers."""
         self._headers: dict[str, str] | None = None
         self._body: JSON = _MISSING
 
@@ -196,6 +201,7 @@ class JournalEntry:
             "violations": [violation.as_json() for violation in self.violations],
             "image_urls": self.image_urls,
             "fault": self.fault,
+            "source": self.source,
             "error": repr(self.error) if self.error is not None else None,
             "duration": self.duration,
         }

@@ -4,6 +4,7 @@
 
     route        method + path  -> generation | image | 404/405 answer
     read body    one reader, capped                    -> bytes | 400/413 problem
+    source       record/replay: a recorded or upstream answer    -> Answer | None (synthesise)
     answer       authorize -> parse -> validate -> synthesise (the engine)   -> Answer
     deviate      switchable drift                      Answer -> Answer
     deliver      faults and latency: how it is sent (normal, delayed, closed, truncated, trickled)
@@ -32,7 +33,7 @@ from ..engine.ids import new_request_id
 from ..engine.service import Generation, ImageService
 from ..engine.synthesis import MEGAPIXEL
 from ..errors import ApiError, ConfigError
-from ..types import Answer
+from ..types import Answer, Source
 from .answers import error_answer, image_answer, json_answer, method_not_allowed, not_found
 from .deviations import Deviations
 
@@ -61,6 +62,8 @@ class Request:
     headers: dict[bytes, bytes]
     """By lower-case name; the first value of a repeated header."""
     body: bytes = b""
+    source: str | None = None
+    """Where the answer came from when a source answered (or passed): for the journal."""
 
 
 class Pipeline:
@@ -75,8 +78,10 @@ class Pipeline:
         admin: ASGIApp,
         deviations: Deviations | None = None,
         observers: tuple[Observer, ...] = (),
+        source: Source | None = None,
     ) -> None:
         self.service = service
+        self.source = source
         self.journal = journal
         self.plan = plan
         self.admin = admin
@@ -102,7 +107,11 @@ class Pipeline:
         try:
             if generation:
                 problem = await self.read_body(request, receive)
-                answer, made = self.answer_generation(request, problem)
+                sourced = await self.answer_from_source(request, problem) if self.source else None
+                if sourced is None:
+                    answer, made = self.answer_generation(request, problem)
+                else:
+                    answer, made = sourced, None
             else:
                 answer, made = await self.answer_other(request), None
             if self.deviate is not None:
@@ -200,6 +209,27 @@ class Pipeline:
             return ApiError(413, _too_large(size, limit, at_least=more))
         return None
 
+    async def answer_from_source(
+        self, request: Request, body_problem: ApiError | None
+    ) -> Answer | None:
+        """The source's answer to an authorized request with a readable body; None: synthesise.
+
+        Whatever the source says is kept in ``request.source`` for the journal.
+        """
+        assert self.source is not None
+        if body_problem is not None:
+            return None
+        authorization = request.headers.get(b"authorization")
+        try:
+            self.service.authorize(authorization.decode("latin-1") if authorization else None)
+        except ApiError:
+            return None  # answer_generation answers the 401
+        base = self.service.settings.public_base_url or base_url(request.scope, request.headers)
+        answer, request.source = await self.source.answer(
+            request.method, request.path, request.body, request.headers, base
+        )
+        return answer
+
     def answer_generation(
         self, request: Request, body_problem: ApiError | None
     ) -> tuple[Answer, Generation | None]:
@@ -230,6 +260,13 @@ class Pipeline:
     async def answer_other(self, request: Request) -> Answer:
         """An image download, or the 404/405 for a path the fake does not serve."""
         method, path = request.method, request.path
+        recorded = self.source.image(path) if self.source and method in ("GET", "HEAD") else None
+        if recorded is not None:
+            request.source = "recorded image"
+            answer = image_answer(*recorded)
+            if method == "HEAD":
+                answer.body = b""
+            return answer
         if path.startswith(_IMAGE_PREFIX) and method in ("GET", "HEAD"):
             found = await self.service.image(path[len(_IMAGE_PREFIX) :])
             if found is not None:
@@ -349,6 +386,7 @@ class Pipeline:
             fault=str(fault) if fault is not None else None,
             own_answer=own_answer,
             error=error,
+            source=request.source,
         )
         self.journal.record(entry)
         for observer in self.observers:
