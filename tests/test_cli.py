@@ -106,6 +106,9 @@ def test_settings_survive_the_trip_through_the_environment() -> None:
         faults=("code=503, times=2", "code=429"),
         latency="fixed=0.1",
         deviations=("status-201", "usd-spent"),
+        replay=("cassettes/a", "cassettes/b"),
+        replay_miss="error",
+        replay_ignore=("seed", "image_size.width"),
     )
     defaults = Settings()
     untried = [

@@ -6,15 +6,47 @@ from cassettes in front of the spec-driven synthesis. Both are answer sources of
 pipeline; ``aimlapi-mock record``, ``serve --replay`` and the pytest marker are shells over them.
 """
 
-from .cassette import Cassette, CassetteError, CassetteWriter, Exchange, StoredImage, load_cassette
-from .drift import DriftChecker
-from .recorder import Recorder
-from .replay import Replay
-from .settings import KEY_VARIABLE, RecordSettings, build_recorder, verify_cassette
-from .upstream import Budget, Upstream, UpstreamError
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .cassette import (
+        Cassette,
+        CassetteError,
+        CassetteWriter,
+        Exchange,
+        StoredImage,
+        load_cassette,
+    )
+    from .drift import DriftChecker
+    from .recorder import Recorder
+    from .replay import Replay
+    from .settings import RecordSettings, build_recorder, key_from_env, verify_cassette
+    from .upstream import Budget, Upstream, UpstreamError
+
+# Imported on first use: the pytest plugin needs CassetteError in every run, Pillow in few.
+_HOMES = {
+    "Cassette": "cassette",
+    "CassetteError": "cassette",
+    "CassetteWriter": "cassette",
+    "Exchange": "cassette",
+    "StoredImage": "cassette",
+    "load_cassette": "cassette",
+    "DriftChecker": "drift",
+    "Recorder": "recorder",
+    "Replay": "replay",
+    "RecordSettings": "settings",
+    "build_recorder": "settings",
+    "key_from_env": "settings",
+    "verify_cassette": "settings",
+    "Budget": "upstream",
+    "Upstream": "upstream",
+    "UpstreamError": "upstream",
+}
 
 __all__ = [
-    "KEY_VARIABLE",
     "Budget",
     "Cassette",
     "CassetteError",
@@ -28,6 +60,14 @@ __all__ = [
     "Upstream",
     "UpstreamError",
     "build_recorder",
+    "key_from_env",
     "load_cassette",
     "verify_cassette",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{home}", __name__), name)

@@ -12,11 +12,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..config import Settings
-from ..contract.settings import REAL_API_URL
+from ..contract.settings import KEY_VARIABLE, REAL_API_URL
 from ..errors import ConfigError, SpecError
 from ..spec.load import load_specs
 from .cassette import CassetteError, load_cassette
-from .settings import DEFAULT_MAX_REQUESTS, KEY_VARIABLE, RecordSettings, key_from_env
+from .settings import DEFAULT_MAX_REQUESTS, RecordSettings, key_from_env
 
 PROG = "aimlapi-mock"
 Serve = Callable[..., int]

@@ -11,7 +11,7 @@ from ..contract.guard import Redactor
 from ..contract.settings import KEY_VARIABLE, REAL_API_URL
 from ..errors import ConfigError
 from ..spec.load import SpecSet
-from .cassette import CassetteError, CassetteWriter, load_cassette, media_type_of
+from .cassette import CassetteWriter, load_cassette, media_type_of
 from .drift import DriftChecker
 from .recorder import Recorder, Report, print_finding
 from .replay import Replay
@@ -104,13 +104,3 @@ def verify_cassette(directory: str | Path, spec_set: SpecSet) -> list[tuple[str,
         ):
             found.append((exchange.file, finding))
     return found
-
-
-__all__ = [
-    "KEY_VARIABLE",
-    "CassetteError",
-    "RecordSettings",
-    "build_recorder",
-    "key_from_env",
-    "verify_cassette",
-]
