@@ -27,6 +27,7 @@ RECORD_MODES = ("none", "new", "all")
 _RUNNING = pytest.StashKey["MockServer"]()
 _BUDGET: pytest.StashKey[Budget] = pytest.StashKey()
 _RERECORDED: pytest.StashKey[set[Path]] = pytest.StashKey()
+_FAILED: pytest.StashKey[bool] = pytest.StashKey()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -115,7 +116,10 @@ def aimlapi_mock(
             patch.setenv(name, value)
         yield aimlapi_mock_session
     if target is not None and cassette is not None and target.name.endswith(_FRESH):
-        _swap_in(target, Path(request.node.path).parent / str(cassette))
+        if request.node.stash.get(_FAILED, False):
+            shutil.rmtree(target, ignore_errors=True)  # keep the old cassette
+        else:
+            _swap_in(target, Path(request.node.path).parent / str(cassette))
 
 
 @pytest.fixture
@@ -152,6 +156,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     try:
         result = yield
     except (Exception, pytest.fail.Exception) as failure:
+        item.stash[_FAILED] = True
         errors = fake.take_errors() if fake is not None else []
         if errors and not _caused_by(failure, errors[0]) and failure.__cause__ is None:
             failure.__cause__ = _noted(fake, errors)
