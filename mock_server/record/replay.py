@@ -21,8 +21,6 @@ from .cassette import Cassette, Exchange, load_cassette
 
 MatchKey = tuple[str, str, str]
 
-_NOT_JSON = object()
-
 
 def decode_body(raw: bytes) -> JSON:
     """A request or answer body as JSON; the text when it is not JSON; None when empty."""
