@@ -172,3 +172,32 @@ def test_several_cassettes_replay_together(cassette: Path, tmp_path: Path) -> No
     app = create_app(Settings(replay=(str(tmp_path / "copy"), str(other)), replay_miss="error"))
     assert app.replay is not None
     assert len(app.replay.cassettes) == 2
+
+
+@pytest.mark.anyio
+async def test_the_journal_page_says_which_source_answered(cassette: Path) -> None:
+    app = create_app(Settings(replay=(str(cassette),)))
+    await post(app, BODY)
+    await post(app, {**BODY, "prompt": "a dog"})
+    async with client_for(app) as client:
+        await client.get("/out/abc.png")
+        listed = (await client.get("/__mock/requests")).json()
+    entries = listed["requests"] if isinstance(listed, dict) else listed
+    sources = [entry["source"] for entry in entries]
+    assert sorted(sources, key=str) == sorted(
+        [f"replay {cassette}/exchanges/0001.json", "replay miss, synthesized", "recorded image"],
+        key=str,
+    )
+
+
+def test_bad_replay_settings_are_one_line_errors(
+    cassette: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["serve", "--replay", str(cassette), "--replay-miss", "maybe"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "aimlapi-mock: error: replay miss 'maybe' is not one of 'synthesize', 'error'"
+    settings = Settings.from_env(
+        {"AIMLAPI_MOCK_REPLAY": str(cassette), "AIMLAPI_MOCK_REPLAY_IGNORE": "seed,prompt"}
+    )
+    assert settings.replay == (str(cassette),)
+    assert settings.replay_ignore == ("seed", "prompt")
