@@ -18,6 +18,7 @@ from anyio import to_thread
 from ..contract.guard import Redactor
 from ..engine.ids import new_request_id
 from ..errors import ApiError
+from ..http.answers import error_answer
 from ..spec.load import SpecSet
 from ..types import JSON, Answer
 from .cassette import Cassette, CassetteWriter, Exchange, media_type_of
@@ -186,6 +187,4 @@ def _scrubbed(value: Any, redact: Redactor) -> Any:
 
 
 def _error(status: int, message: str, path: str) -> Answer:
-    from ..http.answers import error_answer  # http imports this package to build its source
-
     return error_answer(ApiError(status, message), path, new_request_id())

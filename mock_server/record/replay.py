@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from ..engine.ids import new_request_id
 from ..errors import ApiError
+from ..http.answers import error_answer
 from ..types import JSON, Answer
 from .cassette import Cassette, Exchange, load_cassette
 
@@ -156,8 +157,6 @@ class Replay:
         if self.miss == "synthesize":
             return None, "replay miss, synthesized"
         error = ApiError(404, self.miss_message(method, path, decoded))
-        from ..http.answers import error_answer  # http imports this module to build its source
-
         return error_answer(error, path, new_request_id()), "replay miss, refused"
 
     def image(self, path: str) -> tuple[bytes, str] | None:
