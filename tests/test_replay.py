@@ -154,6 +154,13 @@ def test_a_file_that_is_not_json_and_a_missing_image_are_named(
     assert main(["cassette", "verify", str(cassette)]) == 2
 
 
+def test_an_image_file_with_other_bytes_is_named(cassette: Path) -> None:
+    (image,) = (cassette / "images").iterdir()
+    image.write_bytes(PNG.upper())
+    with pytest.raises(CassetteError, match=r"0001\.json: images\[0\]: .* SHA-256 differs"):
+        load_cassette(cassette)
+
+
 def test_leftover_temporary_files_are_ignored(cassette: Path) -> None:
     (cassette / "exchanges" / ".0004.json.1.2.tmp").write_text('{"half')
     assert len(load_cassette(cassette).exchanges) == 3

@@ -199,6 +199,11 @@ def load_cassette(directory: str | os.PathLike[str]) -> Cassette:
                     f"{path}: images[{number}]: image file {image.file} has "
                     f"{image_file.stat().st_size} bytes, the exchange says {image.size}"
                 )
+            if hashlib.sha256(image_file.read_bytes()).hexdigest() != image.sha256:
+                raise CassetteError(
+                    f"{path}: images[{number}]: image file {image.file} does not hold the "
+                    "recorded bytes (its SHA-256 differs)"
+                )
         exchanges.append(exchange)
     return Cassette(root, exchanges)
 
