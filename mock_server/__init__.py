@@ -8,6 +8,7 @@ The names in ``__all__`` are the public API; the sub-packages are internal and m
 - ``http``: the request pipeline, admin routes, the app and the in-process server;
 - ``controls``: the journal, faults, latency and their rule syntax;
 - ``testing``: ``MockServer``, in-process clients and the pytest plugin;
+- ``record``: the recording proxy, cassettes and replay;
 - ``contract``: the contract-test kit (its own public names live in ``mock_server.contract``).
 """
 
@@ -40,6 +41,7 @@ _HOMES = {
     "FaultPlan": "controls.faults",
     "FaultRule": "controls.faults",
     "Latency": "controls.latency",
+    "CassetteError": "record.cassette",
     "MockServer": "testing.fake",
     "DEFAULT_API_KEY": "testing.fake",
     "sync_client": "testing.clients",
@@ -51,6 +53,7 @@ __all__ = [
     "DEVIATIONS",
     "ApiError",
     "BackgroundServer",
+    "CassetteError",
     "ConfigError",
     "Fault",
     "FaultPlan",
@@ -83,6 +86,7 @@ if _TYPE_CHECKING:
     from .http.app import create_app
     from .http.deviations import DEVIATIONS
     from .http.server import BackgroundServer
+    from .record.cassette import CassetteError
     from .spec.load import SpecSet, load_specs
     from .testing.clients import async_client, sync_client
     from .testing.fake import DEFAULT_API_KEY, MockServer

@@ -15,7 +15,10 @@ from .contract import cli as contract_cli
 from .errors import ConfigError, SpecError
 from .http.deviations import DEVIATIONS
 from .images.memory import return_large_blocks_to_the_system
+from .record import cli as record_cli
+from .record.cassette import CassetteError
 from .spec.load import SpecSet, load_specs
+from .types import Source
 
 PROG = "aimlapi-mock"
 
@@ -29,11 +32,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command in ("contract", "specs"):
         return contract_cli.main(args)
+    if args.command == "cassette":
+        return record_cli.cassette(args)
     try:
         settings = settings_from_args(args, Settings.from_env())
         if args.command == "serve":
             return serve(settings, log_level=args.log_level, access_log=not args.no_access_log)
-    except (SpecError, ConfigError) as error:
+        if args.command == "record":
+            return record_cli.record(args, settings, serve)
+    except (SpecError, ConfigError, CassetteError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
     parser.error(f"unknown command {args.command!r}")
@@ -52,6 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Start the fake. Every option can also be set with the AIMLAPI_MOCK_* "
         "environment variable named in its help; options win over the environment.",
     )
+    add_settings_options(serve_parser)
+    contract_cli.add_commands(commands)
+    record_cli.add_commands(commands, add_settings_options)
+    return parser
+
+
+def add_settings_options(serve_parser: argparse.ArgumentParser) -> None:
+    """Every option of :data:`OPTIONS`, and the log options, on a command that serves."""
     for option in OPTIONS:
         where = option.variable + (f", separated by {option.separator!r}" if option.many else "")
         if option.switch is not None:
@@ -86,8 +101,6 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not show each request (the journal still keeps them)",
     )
-    contract_cli.add_commands(commands)
-    return parser
 
 
 def settings_from_args(args: argparse.Namespace, base: Settings) -> Settings:
@@ -103,8 +116,18 @@ def settings_from_args(args: argparse.Namespace, base: Settings) -> Settings:
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
-def serve(settings: Settings, *, log_level: str = "info", access_log: bool = True) -> int:
-    """Load the specs (failing fast), say what is served, then run uvicorn until interrupted."""
+def serve(
+    settings: Settings,
+    *,
+    log_level: str = "info",
+    access_log: bool = True,
+    spec_set: SpecSet | None = None,
+    source: Source | None = None,
+) -> int:
+    """Load the specs (failing fast), say what is served, then run uvicorn until interrupted.
+
+    ``source`` answers in front of synthesis (the recorder); it needs one worker.
+    """
     import uvicorn
 
     from .http.app import create_app
@@ -112,7 +135,7 @@ def serve(settings: Settings, *, log_level: str = "info", access_log: bool = Tru
     from .http.request_log import RequestLog
 
     return_large_blocks_to_the_system()
-    spec_set = load_specs(settings.specs)
+    spec_set = spec_set or load_specs(settings.specs)
     for warning in spec_set.warnings:
         print(f"{PROG}: warning: {warning}", file=sys.stderr)
     if settings.port == 0:
@@ -126,9 +149,11 @@ def serve(settings: Settings, *, log_level: str = "info", access_log: bool = Tru
     # Each request is shown by the fake's own batched log: uvicorn's access log would cost the
     # fake ~40 % of its throughput. Info level shows it; --no-access-log or a quieter level not.
     show_requests = access_log and log_level in ("info", "debug")
-    if settings.workers == 1:
+    for directory in settings.replay:
+        print(f"  replaying {directory} (misses: {settings.replay_miss})", flush=True)
+    if settings.workers == 1 or source is not None:
         observers = (RequestLog(),) if show_requests else ()
-        app = create_app(settings, spec_set=spec_set, observers=observers)
+        app = create_app(settings, spec_set=spec_set, observers=observers, source=source)
         uvicorn.run(
             app, host=settings.host, port=settings.port, log_level=log_level, access_log=False
         )

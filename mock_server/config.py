@@ -17,6 +17,7 @@ from .errors import ConfigError
 from .http.deviations import check_deviations
 
 AuthMode = Literal["any", "off", "keys"]
+ReplayMiss = Literal["synthesize", "error"]
 
 ENV_PREFIX = "AIMLAPI_MOCK_"
 DEFAULT_URL_SECRET = "aimlapi-mock-default-url-secret"
@@ -58,6 +59,12 @@ class Settings:
     """Download ``image_urls`` the fake did not issue (to check they are images); else noted."""
     cors_origins: tuple[str, ...] = ("*",)
     """Origins whose browser apps may call the API (``*``: any); the admin API stays same-origin."""
+    replay: tuple[str, ...] = ()
+    """Cassette directories whose recorded answers are replayed (see :mod:`mock_server.record`)."""
+    replay_miss: ReplayMiss = "synthesize"
+    """A request no cassette holds: ``synthesize`` it from the spec, or refuse it (``error``)."""
+    replay_ignore: tuple[str, ...] = ()
+    """Body fields (dotted: ``image_size.width``) left out when matching recorded requests."""
 
     def __post_init__(self) -> None:
         if self.auth not in ("any", "off", "keys"):
@@ -82,6 +89,10 @@ class Settings:
         ):
             raise ConfigError(
                 f"public base URL {self.public_base_url!r} must start with http:// or https://"
+            )
+        if self.replay_miss not in ("synthesize", "error"):
+            raise ConfigError(
+                f"replay miss {self.replay_miss!r} is not one of 'synthesize', 'error'"
             )
         try:
             check_deviations(self.deviations)
@@ -286,6 +297,18 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "cors_origins", "--cors-origin", "origin whose browser apps may call the API; repeat for "
         "more (default '*': any)", many=True, metavar="ORIGIN",
+    ),
+    Option(
+        "replay", "--replay", "answer requests a cassette recorded with 'aimlapi-mock record' "
+        "from it; repeat for more", many=True, separator=os.pathsep, metavar="DIR",
+    ),
+    Option(
+        "replay_miss", "--replay-miss", "a request no cassette holds: 'synthesize' it from the "
+        "spec (default) or answer 'error' naming the closest recorded one", metavar="MODE",
+    ),
+    Option(
+        "replay_ignore", "--replay-ignore", "body field left out when matching recorded requests, "
+        "such as seed or image_size.width; repeat for more", many=True, metavar="FIELD",
     ),
 )  # fmt: skip
 """Every setting of :class:`Settings`, in the order ``serve --help`` lists them."""

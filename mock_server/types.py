@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 JSON = Any
 """A value decoded from JSON: dict, list, str, int, float, bool or None."""
@@ -176,3 +177,18 @@ class Answer:
                 media_type = value.partition(b";")[0].strip()
                 return media_type == b"application/json" or media_type.endswith(b"+json")
         return False
+
+
+class Source(Protocol):
+    """Answers to API requests from somewhere other than synthesis (a cassette, the upstream).
+
+    ``answer`` returns the answer, or None to let the spec-driven fake synthesise it, and a few
+    words for the journal on where it came from; ``image`` serves the bytes and media type of an
+    image it handed out, by the URL's path on the fake.
+    """
+
+    async def answer(
+        self, method: str, path: str, body: bytes, headers: Mapping[bytes, bytes], base_url: str
+    ) -> tuple[Answer | None, str]: ...
+
+    def image(self, path: str) -> tuple[bytes, str] | None: ...

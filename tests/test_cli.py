@@ -119,6 +119,9 @@ def test_settings_survive_the_trip_through_the_environment() -> None:
         credits=0,
         fetch_input_images=True,
         cors_origins=("http://localhost:3000", "https://app.test"),
+        replay=("cassettes/a", "cassettes/b"),
+        replay_miss="error",
+        replay_ignore=("seed", "image_size.width"),
     )
     defaults = Settings()
     untried = [

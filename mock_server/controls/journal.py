@@ -57,6 +57,7 @@ class JournalEntry:
         "path",
         "raw_body",
         "received_at",
+        "source",
         "status",
         "unfetched_inputs",
     )
@@ -80,6 +81,7 @@ class JournalEntry:
         error: BaseException | None = None,
         request_schema: Mapping[str, Any] | None = None,
         unfetched_inputs: tuple[str, ...] = (),
+        source: str | None = None,
     ) -> None:
         self.received_at = received_at
         self.method = method
@@ -101,6 +103,9 @@ class JournalEntry:
         self._request_schema = request_schema
         self.unfetched_inputs = unfetched_inputs
         """``image_urls`` the fake accepted without downloading them (``--fetch-input-images``)."""
+        self.source = source
+        """Where the answer came from when not from synthesis: ``replay <file>``, ``upstream``,
+        ``replay miss, synthesized``, ...; None for the spec-driven fake's own answers."""
         self._headers: dict[str, str] | None = None
         self._body: JSON = _MISSING
 
@@ -221,6 +226,7 @@ class JournalEntry:
             "violations": [violation.as_json() for violation in self.violations],
             "image_urls": self.image_urls,
             "fault": self.fault,
+            "source": self.source,
             "error": repr(self.error) if self.error is not None else None,
             "duration": self.duration,
         }

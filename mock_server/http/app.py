@@ -17,7 +17,9 @@ from ..engine.ids import new_request_id
 from ..engine.service import ImageService
 from ..errors import ApiError
 from ..images.memory import return_large_blocks_to_the_system
+from ..record.replay import Replay
 from ..spec.load import SpecSet, load_specs
+from ..types import Source
 from .account import Account
 from .admin import admin_routes, as_response
 from .answers import error_answer, method_not_allowed, not_found
@@ -29,7 +31,11 @@ class FakeApp:
     """The ASGI app of one fake: its engine, journal and fault plan, and the pipeline over them."""
 
     def __init__(
-        self, settings: Settings, spec_set: SpecSet, observers: tuple[Observer, ...] = ()
+        self,
+        settings: Settings,
+        spec_set: SpecSet,
+        observers: tuple[Observer, ...] = (),
+        source: Source | None = None,
     ) -> None:
         self.settings = settings
         self.service = ImageService(settings, spec_set, IMAGE_ROUTE)
@@ -41,6 +47,11 @@ class FakeApp:
         admin = Starlette(
             routes=routes,
             exception_handlers={HTTPException: _http_error, Exception: _server_error},
+        )
+        self.replay = (
+            Replay.load(settings.replay, settings.replay_miss, settings.replay_ignore)
+            if settings.replay
+            else None
         )
         deviations = (
             Deviations(settings.deviations, settings.url_secret) if settings.deviations else None
@@ -55,6 +66,7 @@ class FakeApp:
             usage=self.usage,
             deviations=deviations,
             observers=observers,
+            source=source or self.replay,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -73,15 +85,18 @@ def create_app(
     *,
     spec_set: SpecSet | None = None,
     observers: tuple[Observer, ...] = (),
+    source: Source | None = None,
 ) -> FakeApp:
     """Build the fake as an ASGI app.
 
     ``settings`` defaults to :class:`Settings()` (bundled specs, any bearer token accepted);
     ``spec_set`` skips loading when the caller already has one; each of ``observers`` is called
-    with every journal entry as it is written (the CLI's request log is one).
+    with every journal entry as it is written (the CLI's request log is one); ``source`` answers
+    in front of synthesis (a recorder; by default the cassettes of ``settings.replay``, if any).
+    Raises :class:`~mock_server.record.CassetteError` for a cassette that does not load.
     """
     settings = settings or Settings()
-    return FakeApp(settings, spec_set or load_specs(settings.specs), observers)
+    return FakeApp(settings, spec_set or load_specs(settings.specs), observers, source)
 
 
 def create_app_from_env() -> FakeApp:

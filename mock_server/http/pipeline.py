@@ -4,6 +4,7 @@
 
     route        method + path  -> generation | image | 404/405 answer
     read body    one reader, capped                    -> bytes | 400/413 problem
+    source       record/replay: a recorded or upstream answer    -> Answer | None (synthesise)
     answer       authorize -> parse -> validate -> synthesise (the engine)   -> Answer
     deviate      switchable drift                      Answer -> Answer
     deliver      faults and latency: how it is sent (normal, delayed, closed, truncated, trickled)
@@ -36,7 +37,7 @@ from ..engine.service import Generation, ImageService
 from ..engine.synthesis import MEGAPIXEL, cost_headers
 from ..engine.tracing import client_request_id, new_inference_id
 from ..errors import ApiError, ConfigError
-from ..types import JSON, Answer
+from ..types import JSON, Answer, Source
 from .account import PATHS as ACCOUNT_PATHS
 from .account import Account
 from .answers import error_answer, image_answer, json_answer, method_not_allowed, not_found
@@ -77,6 +78,8 @@ class Request:
     """The served model a generation named, once the body is read."""
     inference_id: str | None = None
     client_request_id: str | None = None
+    source: str | None = None
+    """Where the answer came from when a source answered (or passed): for the journal."""
 
 
 class Pipeline:
@@ -94,11 +97,13 @@ class Pipeline:
         usage: UsageLog,
         deviations: Deviations | None = None,
         observers: tuple[Observer, ...] = (),
+        source: Source | None = None,
     ) -> None:
         self.service = service
         self.account = account
         self.ledger = ledger
         self.usage = usage
+        self.source = source
         self.journal = journal
         self.plan = plan
         self.admin = admin
@@ -127,7 +132,10 @@ class Pipeline:
         try:
             if generation:
                 problem = await self.read_body(request, receive)
-                if self._fetches:  # downloading image_urls blocks: not on the event loop
+                sourced = await self.answer_from_source(request, problem) if self.source else None
+                if sourced is not None:
+                    answer, made = sourced, None
+                elif self._fetches:  # downloading image_urls blocks: not on the event loop
                     answer, made = await to_thread.run_sync(
                         self.answer_generation, request, problem
                     )
@@ -236,6 +244,27 @@ class Pipeline:
             return ApiError(413, _too_large(size, limit, at_least=more))
         return None
 
+    async def answer_from_source(
+        self, request: Request, body_problem: ApiError | None
+    ) -> Answer | None:
+        """The source's answer to an authorized request with a readable body; None: synthesise.
+
+        Whatever the source says is kept in ``request.source`` for the journal.
+        """
+        assert self.source is not None
+        if body_problem is not None:
+            return None
+        authorization = request.headers.get(b"authorization")
+        try:
+            self.service.authorize(authorization.decode("latin-1") if authorization else None)
+        except ApiError:
+            return None  # answer_generation answers the 401
+        base = self.service.settings.public_base_url or base_url(request.scope, request.headers)
+        answer, request.source = await self.source.answer(
+            request.method, request.path, request.body, request.headers, base
+        )
+        return answer
+
     def answer_generation(
         self, request: Request, body_problem: ApiError | None
     ) -> tuple[Answer, Generation | None]:
@@ -300,6 +329,13 @@ class Pipeline:
         """An image download, an account route, a CORS preflight, or the 404/405 for a path
         the fake does not serve."""
         method, path = request.method, request.path
+        recorded = self.source.image(path) if self.source and method in ("GET", "HEAD") else None
+        if recorded is not None:
+            request.source = "recorded image"
+            answer = image_answer(*recorded)
+            if method == "HEAD":
+                answer.body = b""
+            return answer
         if path.startswith(_IMAGE_PREFIX) and method in ("GET", "HEAD"):
             found = await self.service.image(path[len(_IMAGE_PREFIX) :])
             if found is not None:
@@ -458,6 +494,7 @@ class Pipeline:
             error=error,
             request_schema=made.operation.request_schema if made is not None else None,
             unfetched_inputs=made.unfetched_inputs if made is not None else (),
+            source=request.source,
         )
         self.journal.record(entry)
         for observer in self.observers:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -28,6 +28,9 @@ from ..http.app import FakeApp, create_app
 from ..http.pipeline import RECORDED_ERROR
 from ..http.server import BackgroundServer
 from ..spec.load import SpecSet, load_specs
+
+if TYPE_CHECKING:
+    from ..record import Budget, Recorder, RecordSettings
 
 __all__ = ["DEFAULT_API_KEY", "MockServer"]
 
@@ -135,6 +138,21 @@ class MockServer:
         self.app.usage.clear()
         self.faults.reset(settings.faults, settings.latency)
         self.app.ledger.set(settings.credits)
+        self.app.pipeline.source = self.app.replay
+        if self.app.replay is not None:
+            self.app.replay.rewind()
+
+    def record(self, settings: RecordSettings, key: str, budget: Budget | None = None) -> Recorder:
+        """Forward this test's API requests upstream and record them into ``settings.cassette``;
+        requests the cassettes of ``replay`` already hold are replayed. Until the next configure.
+        """
+        from ..record import build_recorder
+
+        recorder = build_recorder(
+            settings, self.app.service.spec_set, key, budget=budget, replay=self.app.replay
+        )
+        self.app.pipeline.source = recorder
+        return recorder
 
     def reset(self) -> None:
         """Back to the base settings, with an empty journal and no faults beyond the base's."""

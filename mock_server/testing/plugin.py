@@ -5,24 +5,54 @@ A thin shell around :class:`mock_server.testing.MockServer`; the README document
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Generator, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from ..config import Settings
 from ..errors import ConfigError
+from ..record.cassette import CassetteError
 
 if TYPE_CHECKING:
     import httpx
 
+    from ..record.upstream import Budget
     from .fake import MockServer
 
 MARKER = "aimlapi_mock"
+RECORD_MODES = ("none", "new", "all")
 _RUNNING = pytest.StashKey["MockServer"]()
+_BUDGET: pytest.StashKey[Budget] = pytest.StashKey()
+_RERECORDED: pytest.StashKey[set[Path]] = pytest.StashKey()
+_FAILED: pytest.StashKey[bool] = pytest.StashKey()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("aimlapi-mock", "aimlapi-mock cassettes")
+    group.addoption(
+        "--aimlapi-record",
+        choices=RECORD_MODES,
+        default="none",
+        help="cassettes of @pytest.mark.aimlapi_mock(cassette=...): 'none' replays only and never "
+        "touches the network (default); 'new' records what a cassette lacks; 'all' records "
+        "every request afresh. Recording forwards to --aimlapi-upstream with AIMLAPI_KEY.",
+    )
+    group.addoption(
+        "--aimlapi-upstream",
+        metavar="URL",
+        default=None,
+        help="where --aimlapi-record forwards to (default https://api.aimlapi.com)",
+    )
+    group.addoption(
+        "--aimlapi-max-requests",
+        metavar="N",
+        type=int,
+        default=None,
+        help="image-creating requests the whole run may send upstream (default 5)",
+    )
     parser.addini(
         "aimlapi_mock_env",
         type="linelist",
@@ -35,7 +65,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         f"{MARKER}(**options): configure the fake for this test: Settings fields (specs, auth, "
-        "api_keys, faults, latency, ...) and env={NAME: template}",
+        "api_keys, faults, latency, ...), env={NAME: template} and cassette='dir' (replayed; "
+        "relative to the test file)",
     )
 
 
@@ -66,16 +97,29 @@ def aimlapi_mock(
         options.update(mark.kwargs)
     templates = dict(line.split("=", 1) for line in request.config.getini("aimlapi_mock_env"))
     templates.update(options.pop("env", {}))
+    cassette = options.pop("cassette", None)
+    mode = request.config.getoption("aimlapi_record")
+    target: Path | None = None
     try:
+        if cassette is not None:
+            directory = Path(request.node.path).parent / str(cassette)
+            target = _prepare_cassette(request.config, directory, mode, options)
         aimlapi_mock_session.configure(**options)
+        if target is not None:
+            _start_recording(request.config, aimlapi_mock_session, target)
         environ = aimlapi_mock_session.environ(templates)
-    except ConfigError as error:
+    except (ConfigError, CassetteError) as error:
         pytest.fail(f"@pytest.mark.{MARKER}: {error}", pytrace=False)
     request.node.stash[_RUNNING] = aimlapi_mock_session
     with pytest.MonkeyPatch.context() as patch:
         for name, value in environ.items():
             patch.setenv(name, value)
         yield aimlapi_mock_session
+    if target is not None and cassette is not None and target.name.endswith(_FRESH):
+        if request.node.stash.get(_FAILED, False):
+            shutil.rmtree(target, ignore_errors=True)  # keep the old cassette
+        else:
+            _swap_in(target, Path(request.node.path).parent / str(cassette))
 
 
 @pytest.fixture
@@ -112,6 +156,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     try:
         result = yield
     except (Exception, pytest.fail.Exception) as failure:
+        item.stash[_FAILED] = True
         errors = fake.take_errors() if fake is not None else []
         if errors and not _caused_by(failure, errors[0]) and failure.__cause__ is None:
             failure.__cause__ = _noted(fake, errors)
@@ -138,3 +183,52 @@ def _caused_by(failure: BaseException, error: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+_FRESH = ".recording"
+
+
+def _prepare_cassette(
+    config: pytest.Config, directory: Path, mode: str, options: dict[str, Any]
+) -> Path | None:
+    """Set ``options`` to replay ``directory`` as ``mode`` says; the directory to record into
+    (None: replay only). ``all`` records a cassette afresh beside it, once per run."""
+    if mode == "none":
+        options["replay"] = (str(directory),)
+        return None
+    done = config.stash.setdefault(_RERECORDED, set())
+    if mode == "all" and directory not in done:
+        done.add(directory)
+        fresh = directory.with_name(directory.name + _FRESH)
+        shutil.rmtree(fresh, ignore_errors=True)
+        return fresh
+    if (directory / "exchanges").is_dir():
+        options["replay"] = (str(directory),)
+    return directory
+
+
+def _start_recording(config: pytest.Config, fake: MockServer, directory: Path) -> None:
+    from ..record.settings import DEFAULT_MAX_REQUESTS, RecordSettings, key_from_env
+    from ..record.upstream import Budget
+
+    upstream = config.getoption("aimlapi_upstream")
+    cap = config.getoption("aimlapi_max_requests")
+    settings = RecordSettings(
+        str(directory),
+        **({"upstream": upstream} if upstream else {}),
+        max_requests=DEFAULT_MAX_REQUESTS if cap is None else cap,
+    )
+    budget = config.stash.get(_BUDGET, None)
+    if budget is None:
+        budget = config.stash[_BUDGET] = Budget(settings.max_requests)
+    fake.record(settings, key_from_env(), budget)
+
+
+def _swap_in(fresh: Path, directory: Path) -> None:
+    """Replace ``directory`` by the cassette recorded afresh beside it."""
+    old = directory.with_name(directory.name + ".previous")
+    shutil.rmtree(old, ignore_errors=True)
+    if directory.exists():
+        directory.rename(old)
+    fresh.rename(directory)
+    shutil.rmtree(old, ignore_errors=True)
