@@ -18,6 +18,8 @@ from .images.memory import return_large_blocks_to_the_system
 from .spec.load import SpecSet, load_specs
 
 PROG = "aimlapi-mock"
+SHUTDOWN_GRACE_SECONDS = 3
+"""On Ctrl-C, how long answers still being sent (an open journal page's stream) may take."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -130,7 +132,12 @@ def serve(settings: Settings, *, log_level: str = "info", access_log: bool = Tru
         observers = (RequestLog(),) if show_requests else ()
         app = create_app(settings, spec_set=spec_set, observers=observers)
         uvicorn.run(
-            app, host=settings.host, port=settings.port, log_level=log_level, access_log=False
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=log_level,
+            access_log=False,
+            timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
         )
     else:
         # Each worker process builds its own app from the same settings, via the environment.
@@ -144,6 +151,7 @@ def serve(settings: Settings, *, log_level: str = "info", access_log: bool = Tru
             port=settings.port,
             log_level=log_level,
             access_log=False,
+            timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
         )
     return 0
 

@@ -19,6 +19,9 @@ from ..spec.load import SpecSet, load_specs
 from .admin import admin_routes, as_response
 from .answers import error_answer, method_not_allowed, not_found
 from .deviations import Deviations
+from .events import EventHub
+from .metrics import Metrics
+from .page import page_routes
 from .pipeline import Observer, Pipeline
 
 
@@ -32,9 +35,16 @@ class FakeApp:
         self.service = ImageService(settings, spec_set)
         self.journal = Journal(settings.journal_size)
         self.faults = FaultPlan(settings.faults, settings.latency)
+        self.events = EventHub(self.journal)
+        self.metrics = Metrics(self.service, self.journal)
         routes = (
-            admin_routes(settings, spec_set, self.journal, self.faults) if settings.admin else []
+            admin_routes(settings, spec_set, self.journal, self.faults)
+            + page_routes(spec_set, self.events, self.metrics)
+            if settings.admin
+            else []
         )
+        if settings.admin:
+            observers = (*observers, self.metrics, self.events)
         admin = Starlette(
             routes=routes,
             exception_handlers={HTTPException: _http_error, Exception: _server_error},

@@ -9,6 +9,9 @@ from types import TracebackType
 import uvicorn
 from starlette.types import ASGIApp
 
+GRACE_SECONDS = 1
+"""How long stopping waits for answers still being sent (an open page's event stream)."""
+
 
 class BackgroundServer:
     """uvicorn serving ``app`` from a daemon thread on ``host``, on a free port by default.
@@ -21,7 +24,14 @@ class BackgroundServer:
 
     def __init__(self, app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> None:
         config = uvicorn.Config(
-            app, host=host, port=port, log_level="warning", access_log=False, lifespan="off"
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            # An open journal page streams until told to stop: don't let it hold up stopping.
+            timeout_graceful_shutdown=GRACE_SECONDS,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="aimlapi-mock", daemon=True)

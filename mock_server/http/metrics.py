@@ -1,0 +1,188 @@
+"""What a fake did, for Prometheus: ``GET /__mock/metrics`` in the text exposition format.
+
+Request counts and durations come from the journal entries the pipeline writes (:class:`Metrics`
+is one of its observers); everything else (renders, the image cache, the journal's size) is read
+when the metrics are scraped, so the request path pays for none of it. Each app has its own
+registry: tests build many apps in one process.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+from bisect import bisect_left
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import Collector
+
+from ..controls.journal import Journal, JournalEntry
+from ..engine.service import ImageService
+from .pipeline import IMAGE_ROUTE
+
+__all__ = ["CONTENT_TYPE", "Metrics"]
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+OTHER = "other"
+"""The ``route`` of paths the fake does not serve, the ``model`` of models it does not serve."""
+
+_IMAGE_PREFIX = IMAGE_ROUTE + "/"
+# The model named in a body, found without decoding it (needles for the usual spellings, this
+# for others): trusted only when "model" occurs once in the body and names a served model;
+# otherwise the body is decoded. (A body naming a model only in a nested object is counted under
+# that model: such a body is refused anyway.)
+_MODEL = re.compile(rb'"model"\s*:\s*"([^"\\]{1,200})"')
+
+
+class Metrics:
+    """The metrics of one fake, fed by its journal entries (an observer of the pipeline).
+
+    Per request: a dict lookup by label tuple and a few additions under a lock. The
+    ``prometheus_client`` metric families are built from those counts when they are scraped
+    (its own counters and histograms cost about five times as much per request).
+    """
+
+    def __init__(self, service: ImageService, journal: Journal) -> None:
+        self.registry = CollectorRegistry()
+        self._lock = threading.Lock()
+        self._cells: dict[tuple[str, int | None, str], list[float]] = {}
+        """Per (route, status, model): count, seconds, then a count per duration bucket."""
+        self._faults: dict[str, int] = {}
+        self._models = {model.encode(): model for model in service.spec_set.models}
+        self._needles = [
+            (f'"model"{colon}"{model}"'.encode(), model)
+            for model in service.spec_set.models
+            for colon in (": ", ":")
+        ]
+        self.registry.register(_Collector(self, service, journal))
+
+    def __call__(self, entry: JournalEntry) -> None:
+        if entry.is_generation:
+            route = entry.path.rstrip("/")
+            model = self._model(entry)
+        elif entry.path.startswith(_IMAGE_PREFIX):
+            route, model = IMAGE_ROUTE, ""
+        else:
+            route, model = OTHER, ""
+        key = (route, entry.status, model)
+        duration = entry.duration
+        with self._lock:
+            cell = self._cells.get(key)
+            if cell is None:
+                cell = self._cells[key] = [0.0] * (3 + len(DURATION_BUCKETS))
+            cell[0] += 1
+            cell[1] += duration
+            cell[2 + bisect_left(DURATION_BUCKETS, duration)] += 1
+            if entry.fault is not None:
+                kind = _fault_kind(entry.fault)
+                self._faults[kind] = self._faults.get(kind, 0) + 1
+
+    def _model(self, entry: JournalEntry) -> str:
+        raw = entry.raw_body
+        if raw.count(b'"model"') == 1:
+            for needle, model in self._needles:
+                if needle in raw:
+                    return model
+            found = _MODEL.findall(raw)
+            if len(found) == 1 and found[0] in self._models:
+                return self._models[found[0]]
+        named = entry.model  # decodes the body: one the scans cannot read for sure
+        if named is None:
+            return ""
+        return named if named.encode() in self._models else OTHER
+
+    def snapshot(self) -> tuple[dict[tuple[str, int | None, str], list[float]], dict[str, int]]:
+        """Copies of the request cells and the fault counts."""
+        with self._lock:
+            return {key: list(cell) for key, cell in self._cells.items()}, dict(self._faults)
+
+    def exposition(self) -> bytes:
+        """The metrics in the Prometheus text format."""
+        return generate_latest(self.registry)
+
+
+def _fault_kind(fault: str) -> str:
+    """``status`` (an error status), ``close``, ``truncate``, ``slow-body`` or ``delay``."""
+    tokens = {token.strip().partition("=")[0] for token in fault.split(",")}
+    for kind in ("close", "truncate", "slow-body"):
+        if kind in tokens:
+            return kind
+    return "status" if "code" in tokens else "delay"
+
+
+class _Collector(Collector):
+    """Builds the metric families at scrape time: requests, faults, renders, cache, journal."""
+
+    def __init__(self, metrics: Metrics, service: ImageService, journal: Journal) -> None:
+        self.metrics = metrics
+        self.service = service
+        self.journal = journal
+
+    def collect(self) -> Iterable[Metric]:
+        cells, faults = self.metrics.snapshot()
+        requests = CounterMetricFamily(
+            "aimlapi_mock_requests",
+            "Requests answered, by route (API path, /files, or other), status and model.",
+            labels=["route", "status", "model"],
+        )
+        by_route: dict[str, list[float]] = {}
+        for (route, status, model), cell in sorted(cells.items(), key=_sortable):
+            shown = str(status) if status is not None else "closed"
+            requests.add_metric([route, shown, model], cell[0])
+            total = by_route.setdefault(route, [0.0] * len(cell))
+            for index, value in enumerate(cell):
+                total[index] += value
+        yield requests
+        durations = HistogramMetricFamily(
+            "aimlapi_mock_request_duration_seconds",
+            "Time from receiving a request to handing over its answer, by route.",
+            labels=["route"],
+        )
+        for route, total in by_route.items():
+            cumulative, buckets = 0.0, []
+            for bound, count in zip((*DURATION_BUCKETS, math.inf), total[2:], strict=True):
+                cumulative += count
+                buckets.append(("+Inf" if bound == math.inf else repr(float(bound)), cumulative))
+            durations.add_metric([route], buckets, total[1])
+        yield durations
+        injected = CounterMetricFamily(
+            "aimlapi_mock_faults_injected",
+            "Answers changed by a fault (Prefer header or scripted rule), by kind.",
+            labels=["kind"],
+        )
+        for kind, count in sorted(faults.items()):
+            injected.add_metric([kind], count)
+        yield injected
+        cache = self.service.cache
+        yield CounterMetricFamily(
+            "aimlapi_mock_image_renders", "Images rendered.", value=self.service.renders
+        )
+        yield CounterMetricFamily(
+            "aimlapi_mock_image_cache_hits", "Image downloads served from the cache.", cache.hits
+        )
+        yield CounterMetricFamily(
+            "aimlapi_mock_image_cache_misses", "Image lookups not in the cache.", cache.misses
+        )
+        yield GaugeMetricFamily(
+            "aimlapi_mock_image_cache_bytes", "Bytes of rendered images kept.", cache.size_bytes
+        )
+        yield GaugeMetricFamily(
+            "aimlapi_mock_image_cache_images", "Rendered images kept.", len(cache)
+        )
+        yield GaugeMetricFamily(
+            "aimlapi_mock_journal_entries", "Requests the journal holds.", len(self.journal)
+        )
+
+
+def _sortable(item: tuple[tuple[str, int | None, str], list[float]]) -> tuple[str, int, str]:
+    (route, status, model), _ = item
+    return route, status if status is not None else 0, model
