@@ -86,6 +86,7 @@ async def test_requests_by_route_status_and_model(client: httpx.AsyncClient) -> 
         pytest.param(b'{"model": "blackforestlabs/flux-2-maxi"}', "other", id="not-served"),
         pytest.param(b'{"model": 7}', "", id="not-a-string"),
         pytest.param(b"not json", "", id="not-json"),
+        pytest.param(b"[" * 100_000 + b"]" * 100_000, "", id="too-deep"),
     ],
 )
 async def test_the_model_label_matches_the_decoded_body(

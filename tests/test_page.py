@@ -152,3 +152,25 @@ def test_the_stream_over_a_socket(app: FakeApp) -> None:
         client.post(GENERATIONS, json={"model": FLUX2, "prompt": "live"}, headers=AUTH)
         data = next(line for line in lines if line.startswith("data: ") and "live" in line)
         assert json.loads(data.removeprefix("data: "))[0]["body"]["prompt"] == "live"
+
+
+async def test_an_entry_too_deep_to_decode_does_not_break_the_stream(app: FakeApp) -> None:
+    stream = app.events.stream()
+    await stream.__anext__()
+    await next_event(stream)
+    async with client_for(app) as client:
+        deep = b"[" * 100_000 + b"]" * 100_000
+        response = await client.post(
+            GENERATIONS, content=deep, headers={**AUTH, "content-type": "application/json"}
+        )
+        assert response.status_code == 400
+        await client.post(GENERATIONS, json={"model": FLUX2, "prompt": "after"}, headers=AUTH)
+    shown: list[object] = []
+    while len(shown) < 2:
+        _, fresh = await next_event(stream)
+        assert isinstance(fresh, list)
+        shown.extend(fresh)
+    first, second = shown
+    assert isinstance(first, dict) and "cannot show" in first["error"]
+    assert isinstance(second, dict) and second["body"] == {"model": FLUX2, "prompt": "after"}
+    await stream.aclose()

@@ -121,5 +121,20 @@ class EventHub:
 
 
 def _event(name: str, entries: list[JournalEntry]) -> bytes:
-    data = json.dumps([page_json(entry) for entry in entries], default=repr, ensure_ascii=False)
+    data = json.dumps([_shown(entry) for entry in entries], default=repr, ensure_ascii=False)
     return f"event: {name}\ndata: {data}\n\n".encode()
+
+
+def _shown(entry: JournalEntry) -> dict[str, JSON]:
+    try:
+        return page_json(entry)
+    except (RecursionError, ValueError) as problem:  # a body nested too deep to decode
+        return {
+            "method": entry.method,
+            "path": entry.path,
+            "status": entry.status,
+            "duration": entry.duration,
+            "received_at": entry.received_at,
+            "body": entry.raw_body[:2000].decode("utf-8", errors="replace"),
+            "error": f"the page cannot show this entry: {problem!r}",
+        }

@@ -25,7 +25,9 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 
 from ..controls.journal import Journal, JournalEntry
+from ..engine.body import parse_json_body
 from ..engine.service import ImageService
+from ..errors import ApiError
 from .pipeline import IMAGE_ROUTE
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
@@ -95,8 +97,14 @@ class Metrics:
             found = _MODEL.findall(raw)
             if len(found) == 1 and found[0] in self._models:
                 return self._models[found[0]]
-        named = entry.model  # decodes the body: one the scans cannot read for sure
-        if named is None:
+        # A body the scans cannot read for sure is decoded, as the engine decodes it (bounded
+        # depth: a hostile body must not fail the request it came with).
+        try:
+            body = parse_json_body(raw)
+        except ApiError:
+            return ""
+        named = body.get("model") if isinstance(body, dict) else None
+        if not isinstance(named, str):
             return ""
         return named if named.encode() in self._models else OTHER
 
