@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import socket
 import sys
@@ -112,6 +113,7 @@ def serve(settings: Settings, *, log_level: str = "info", access_log: bool = Tru
     from .http.app import create_app
     from .http.request_log import ENV_VARIABLE as REQUEST_LOG_VARIABLE
     from .http.request_log import RequestLog
+    from .http.server import StoppingServer
 
     return_large_blocks_to_the_system()
     spec_set = load_specs(settings.specs)
@@ -131,7 +133,7 @@ def serve(settings: Settings, *, log_level: str = "info", access_log: bool = Tru
     if settings.workers == 1:
         observers = (RequestLog(),) if show_requests else ()
         app = create_app(settings, spec_set=spec_set, observers=observers)
-        uvicorn.run(
+        config = uvicorn.Config(
             app,
             host=settings.host,
             port=settings.port,
@@ -139,6 +141,11 @@ def serve(settings: Settings, *, log_level: str = "info", access_log: bool = Tru
             access_log=False,
             timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
         )
+        server = StoppingServer(config, app)
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run()
+        if not server.started:
+            return 3  # as uvicorn.run exits when it cannot start (it said why: port taken...)
     else:
         # Each worker process builds its own app from the same settings, via the environment.
         os.environ.update(settings.to_env())

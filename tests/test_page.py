@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 
 import httpx
@@ -14,6 +15,7 @@ from mock_server.controls.journal import JournalEntry
 from mock_server.http import events
 from mock_server.http.app import FakeApp
 from mock_server.http.events import EventHub
+from mock_server.http.server import GRACE_SECONDS
 from tests.conftest import AUTH, client_for
 
 pytestmark = pytest.mark.anyio
@@ -174,3 +176,19 @@ async def test_an_entry_too_deep_to_decode_does_not_break_the_stream(app: FakeAp
     assert isinstance(first, dict) and "cannot show" in first["error"]
     assert isinstance(second, dict) and second["body"] == {"model": FLUX2, "prompt": "after"}
     await stream.aclose()
+
+
+def test_a_stopping_server_ends_open_streams_at_once(app: FakeApp) -> None:
+    server = BackgroundServer(app)
+    server.start()
+    with (
+        httpx.Client(base_url=server.base_url) as client,
+        client.stream("GET", "/__mock/events", timeout=5) as response,
+    ):
+        lines = response.iter_lines()
+        assert next(lines) == "retry: 1000"
+        started = time.monotonic()
+        server.stop()
+        assert time.monotonic() - started < GRACE_SECONDS  # not held for the grace period
+        rest = list(lines)  # the stream ends cleanly: no error reading it
+    assert rest[-2:] == ["data: []", ""]

@@ -9,9 +9,12 @@ request path, in batches.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+
+from starlette.types import Receive, Scope, Send
 
 from ..controls.journal import Journal, JournalEntry
 from ..types import JSON
@@ -22,6 +25,11 @@ BACKLOG = 1000
 """The latest journal entries a new listener is sent first."""
 KEEP_ALIVE_SECONDS = 15.0
 RETRY_MILLISECONDS = 1000
+_STREAM_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-store"),
+    (b"x-accel-buffering", b"no"),
+]
 
 
 def page_json(entry: JournalEntry) -> dict[str, JSON]:
@@ -64,6 +72,13 @@ class EventHub:
         # Replaced, never mutated: the observer may run on another thread's loop (in-process
         # clients) and iterates without a lock.
         self._listeners: tuple[_Listener, ...] = ()
+        self.closed = False
+
+    def close(self) -> None:
+        """End every stream (the server is stopping); safe from any thread or signal handler."""
+        self.closed = True
+        for listener in self._listeners:
+            listener.loop.call_soon_threadsafe(listener.wake.set)
 
     @property
     def listening(self) -> int:
@@ -84,7 +99,7 @@ class EventHub:
             else:
                 listener.loop.call_soon_threadsafe(listener.push, entry)
 
-    async def stream(self) -> AsyncIterator[bytes]:
+    async def stream(self) -> AsyncGenerator[bytes]:
         """The event stream of one listener: the backlog, then each batch of new entries.
 
         Events: ``reset`` (a JSON list: the latest entries, sent first), ``entries`` (a JSON list
@@ -102,7 +117,7 @@ class EventHub:
             listener.pending.extend(fresh)
             yield f"retry: {RETRY_MILLISECONDS}\n\n".encode()
             yield _event("reset", backlog)
-            while True:
+            while not self.closed:
                 if not listener.pending:
                     listener.wake.clear()
                     try:
@@ -110,6 +125,8 @@ class EventHub:
                     except TimeoutError:
                         yield b": keep-alive\n\n"
                         continue
+                    if self.closed:
+                        return
                 batch = list(listener.pending)
                 listener.pending.clear()
                 if listener.dropped:
@@ -118,6 +135,51 @@ class EventHub:
                 yield _event("entries", batch)
         finally:
             self._listeners = tuple(each for each in self._listeners if each is not listener)
+
+
+class EventStream:
+    """``GET /__mock/events``: the hub's stream as an ASGI app, until the client goes away.
+
+    A plain ASGI app rather than a streaming response so that a server stopping while a page is
+    open (uvicorn cancels what outlives its grace period) ends the stream quietly, without an
+    error logged.
+    """
+
+    def __init__(self, hub: EventHub) -> None:
+        self.hub = hub
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": _STREAM_HEADERS})
+        stream = self.hub.stream()
+
+        async def until_disconnected() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+
+        gone = asyncio.ensure_future(until_disconnected())
+        chunk: asyncio.Future[bytes] | None = None
+        try:
+            while True:
+                chunk = asyncio.ensure_future(anext(stream))
+                await asyncio.wait((chunk, gone), return_when=asyncio.FIRST_COMPLETED)
+                if gone.done():
+                    return  # nothing to finish: the client is not there to read it
+                try:
+                    body = chunk.result()
+                except StopAsyncIteration:  # closed: the server is stopping
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                    return
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+        except asyncio.CancelledError:
+            # The server is stopping: close the response so that the client sees a clean end.
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            for task in (gone, chunk):
+                if task is not None and not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+            await stream.aclose()
 
 
 def _event(name: str, entries: list[JournalEntry]) -> bytes:

@@ -11,12 +11,12 @@ import time
 from importlib import resources
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .. import __version__
 from ..spec.load import SpecSet
-from .events import EventHub
+from .events import EventHub, EventStream
 from .metrics import CONTENT_TYPE, Metrics
 from .pipeline import ADMIN_PREFIX
 
@@ -61,13 +61,6 @@ def page_routes(spec_set: SpecSet, hub: EventHub, metrics: Metrics) -> list[Rout
             return Response(status_code=404)
         return asset(name)
 
-    async def events(request: Request) -> Response:
-        return StreamingResponse(
-            hub.stream(),
-            media_type="text/event-stream",
-            headers={"cache-control": "no-store", "x-accel-buffering": "no"},
-        )
-
     async def health(request: Request) -> Response:
         # The app exists only once its specs are loaded: answering at all means ready.
         return JSONResponse(
@@ -87,7 +80,7 @@ def page_routes(spec_set: SpecSet, hub: EventHub, metrics: Metrics) -> list[Rout
     return [
         Route(f"{prefix}/", page, methods=["GET"]),
         Route(f"{prefix}/assets/{{name}}", page_asset, methods=["GET"]),
-        Route(f"{prefix}/events", events, methods=["GET"]),
+        Route(f"{prefix}/events", EventStream(hub), methods=["GET"]),
         Route(f"{prefix}/health", health, methods=["GET"]),
         Route(f"{prefix}/metrics", metrics_text, methods=["GET"]),
     ]
