@@ -220,6 +220,12 @@ def test_requests_appear_live_open_filter_and_fail_through_the_form(
     wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#fault-list li") == [])
     screenshot(browser, "journal-page")
 
+    # The page's own thumbnail downloads are in the journal, marked, and left off the page.
+    own = [entry for entry in app.journal.entries if entry.query == "via=journal-page"]
+    assert len(own) == 2
+    browser.find_element(By.ID, "filter-generations").click()
+    wait_for(browser, lambda d: [cells(r)[4] for r in rows(d)] == ["503", "400", "200"])
+
     # Every admin call the page made carried the token from the URL's fragment.
     assert {path for path, _ in recorder.seen} >= {
         "/__mock/",

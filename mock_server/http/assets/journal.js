@@ -10,6 +10,10 @@
     "is_generation", "status", "request_id", "violations", "image_urls", "fault", "error",
     "duration", "response_body", "received_at"]);
 
+  // The page downloads thumbnails like any client, so they reach the journal too: marked, so that
+  // the page can leave them out and a reader of the journal can tell them apart.
+  const OWN_DOWNLOAD = "via=journal-page";
+
   const $ = (id) => document.getElementById(id);
   const token = new URLSearchParams(location.hash.slice(1)).get("token");
   const state = { all: [], seq: 0, limit: PAGE_ROWS, open: new Set(), models: new Set(),
@@ -109,6 +113,7 @@
 
   function add(entries, fresh) {
     let faulted = false;
+    entries = entries.filter((entry) => entry.query !== OWN_DOWNLOAD);
     for (const entry of entries) {
       entry._n = ++state.seq;
       state.all.push(entry);
@@ -244,6 +249,7 @@
     const tr = document.createElement("tr");
     tr.className = "entry" + (fresh ? " fresh" : "") + (state.open.has(entry._n) ? " open" : "");
     tr.dataset.n = entry._n;
+    tr.tabIndex = 0;
     const code = entry.status;
     const statusClass = code === null ? "sx" : "s" + String(code)[0];
     const credits = creditsOf(entry);
@@ -346,7 +352,7 @@
     try {
       const url = new URL(text, location.href);
       if (!/^https?:$/.test(url.protocol)) return null;
-      return url.pathname.startsWith("/files/") ? url.pathname + url.search : null;
+      return url.pathname.startsWith("/files/") ? url.pathname + "?" + OWN_DOWNLOAD : null;
     } catch (_) {
       return null;
     }
@@ -367,7 +373,8 @@
     const caption = document.createElement("figcaption");
     caption.textContent = "image " + (index + 1);
     img.addEventListener("load", () => {
-      caption.textContent = `#${index + 1} · ${img.naturalWidth}×${img.naturalHeight} · ${url.split(".").pop()}`;
+      const format = url.split("?")[0].split(".").pop();
+      caption.textContent = `#${index + 1} · ${img.naturalWidth}×${img.naturalHeight} · ${format}`;
     });
     img.addEventListener("error", () => { caption.textContent = `#${index + 1} · not served`; });
     link.append(img);
@@ -584,6 +591,13 @@
   $("rows").addEventListener("click", (event) => {
     const tr = event.target.closest("tr.entry");
     if (tr) toggle(tr);
+  });
+  $("rows").addEventListener("keydown", (event) => {
+    const tr = event.target.closest("tr.entry");
+    if (tr && (event.key === "Enter" || event.key === " ")) {
+      event.preventDefault();
+      toggle(tr);
+    }
   });
   for (const id of ["filter-model", "filter-status", "filter-generations"]) {
     $(id).addEventListener("change", () => { state.limit = PAGE_ROWS; renderAll(); });
