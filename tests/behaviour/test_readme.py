@@ -31,7 +31,7 @@ import yaml
 from mock_server import MockServer, Settings
 from mock_server.cli import build_parser, settings_from_args
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 README = ROOT / "README.md"
 DEFAULT_BASE = "http://127.0.0.1:8000"
 MARK = re.compile(r"<!--\s*readme-test:\s*(skip|run by)\s*(.*?)\s*-->")

@@ -31,7 +31,7 @@ from mock_server.http.app import FakeApp
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
-SCREENSHOTS = Path(__file__).parent.parent / "reports" / "screenshots"
+SCREENSHOTS = Path(__file__).parents[2] / "reports" / "screenshots"
 TOKEN = "page-token-123"
 FLUX = "blackforestlabs/flux-2"
 FLUX_MAX = "blackforestlabs/flux-2-max"
