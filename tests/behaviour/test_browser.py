@@ -7,6 +7,7 @@ Needs ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them); screensh
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import shutil
 import tempfile
@@ -220,11 +221,35 @@ def test_requests_appear_live_open_filter_and_fail_through_the_form(
     wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#fault-list li") == [])
     screenshot(browser, "journal-page")
 
+    # The latency form sets the fake's latency.
+    browser.find_element(By.ID, "latency-value").send_keys("fixed=0.01")
+    browser.find_element(By.CSS_SELECTOR, "#latency-form button[type=submit]").click()
+    wait_for(browser, lambda d: d.find_element(By.ID, "latency-now").text == "fixed=0.01")
+    assert app.faults.describe()["latency"] == "fixed=0.01"
+
+    # Export: the rows the filters keep, one journal entry per line, oldest first.
+    browser.execute_script(
+        "const make = URL.createObjectURL;"
+        "URL.createObjectURL = (blob) => { window.exported = blob; return make(blob); };"
+    )
+    browser.find_element(By.ID, "export").click()
+    exported = browser.execute_async_script("window.exported.text().then(arguments[0])")
+    lines = [json.loads(line) for line in exported.splitlines()]
+    assert [line["status"] for line in lines] == [200, 400, 503]
+    assert lines[0]["body"]["num_images"] == 2
+    assert lines[0]["request_id"] == app.journal.generations()[0].request_id
+
     # The page's own thumbnail downloads are in the journal, marked, and left off the page.
     own = [entry for entry in app.journal.entries if entry.query == "via=journal-page"]
     assert len(own) == 2
     browser.find_element(By.ID, "filter-generations").click()
     wait_for(browser, lambda d: [cells(r)[4] for r in rows(d)] == ["503", "400", "200"])
+
+    # Clear empties the journal and the page.
+    browser.find_element(By.ID, "clear").click()
+    wait_for(browser, lambda d: rows(d) == [])
+    assert len(app.journal) == 0
+    assert "0 requests" in browser.find_element(By.ID, "summary").text
 
     # Every admin call the page made carried the token from the URL's fragment.
     assert {path for path, _ in recorder.seen} >= {
