@@ -10,6 +10,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from mock_server.http.app import FakeApp
+from mock_server.http.metrics import BATCH
 from tests.conftest import AUTH, client_for
 
 pytestmark = pytest.mark.anyio
@@ -97,7 +98,7 @@ async def test_the_model_label_matches_the_decoded_body(
             GENERATIONS, content=body, headers={**AUTH, "content-type": "application/json"}
         )
         (entry,) = app.journal.entries
-        assert app.metrics._model(entry) == model
+        assert app.metrics._model(entry.raw_body) == model
         if model not in ("", "other"):
             assert entry.model == model
 
@@ -122,3 +123,13 @@ async def test_faults_by_kind(client: httpx.AsyncClient, prefer: str, kind: str)
         )
     metrics = await scrape(client)
     assert metrics[("aimlapi_mock_faults_injected_total", (("kind", kind),))] == 1
+
+
+async def test_requests_are_counted_in_bounded_batches(app: FakeApp) -> None:
+    async with client_for(app) as client:
+        for _ in range(BATCH + 3):
+            await client.get("/nowhere")
+    assert len(app.metrics._pending) == 3  # the first BATCH were counted as the batch filled
+    cells, _ = app.metrics.snapshot()
+    assert cells[("other", 404, "")][0] == BATCH + 3
+    assert not app.metrics._pending
