@@ -126,6 +126,9 @@ def test_requests_appear_live_open_filter_and_fail_through_the_form(
     browser.get(f"{base_url}/__mock/#token={TOKEN}")
     wait_for(browser, lambda d: d.find_element(By.ID, "live").get_attribute("data-state") == "live")
     assert rows(browser) == []
+    wait_for(browser, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ledger"))
+    assert browser.find_element(By.TAG_NAME, "body").get_attribute("data-ledger") == "none"
+    assert not browser.find_element(By.ID, "credits-panel").is_displayed()
     browser.find_element(By.ID, "filter-generations").click()  # image downloads are rows too
 
     # A generation sent from Python shows up without a reload.
@@ -300,3 +303,35 @@ async def send_in_process(app: FakeApp, bodies: list[dict[str, Any]]) -> None:
     ) as client:
         for body in bodies:
             await client.post(GENERATIONS, json=body, headers={"Authorization": "Bearer k"})
+
+
+class Ledger:
+    """A stand-in for a credits ledger at ``/__mock/credits``, in front of ``app``."""
+
+    def __init__(self, app: FakeApp) -> None:
+        self.app = app
+        self.credits: object = 1000
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != "/__mock/credits":
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] == "PUT":
+            self.credits = json.loads((await receive())["body"])
+        body = json.dumps({"credits": self.credits}).encode()
+        headers = [(b"content-type", b"application/json")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def test_the_credits_control_appears_with_a_ledger(browser: WebDriver) -> None:
+    ledger = Ledger(create_app(Settings()))
+    with BackgroundServer(ledger) as server:
+        browser.get(f"{server.base_url}/__mock/")
+        wait_for(browser, lambda d: d.find_element(By.ID, "credits-panel").is_displayed())
+        assert browser.find_element(By.ID, "credits-now").text == '{"credits":1000}'
+        browser.find_element(By.ID, "credits-value").send_keys("5000")
+        browser.find_element(By.CSS_SELECTOR, "#credits-form button[type=submit]").click()
+        wait_for(browser, lambda d: d.find_element(By.ID, "credits-now").text == '{"credits":5000}')
+        assert ledger.credits == 5000
+        browser.get("about:blank")

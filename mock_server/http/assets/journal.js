@@ -534,6 +534,7 @@
   async function refreshCredits() {
     try {
       const response = await api("credits");
+      document.body.dataset.ledger = response.status === 404 ? "none" : "present";
       if (response.status === 404) return;
       $("credits-panel").hidden = false;
       if (response.ok) $("credits-now").textContent = jsonText(await response.json(), 0);
