@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import socket
 import sys
@@ -21,6 +22,8 @@ from .spec.load import SpecSet, load_specs
 from .types import Source
 
 PROG = "aimlapi-mock"
+SHUTDOWN_GRACE_SECONDS = 3
+"""On Ctrl-C, how long answers still being sent (an open journal page's stream) may take."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -133,6 +136,7 @@ def serve(
     from .http.app import create_app
     from .http.request_log import ENV_VARIABLE as REQUEST_LOG_VARIABLE
     from .http.request_log import RequestLog
+    from .http.server import StoppingServer
 
     return_large_blocks_to_the_system()
     spec_set = spec_set or load_specs(settings.specs)
@@ -154,9 +158,19 @@ def serve(
     if settings.workers == 1 or source is not None:
         observers = (RequestLog(),) if show_requests else ()
         app = create_app(settings, spec_set=spec_set, observers=observers, source=source)
-        uvicorn.run(
-            app, host=settings.host, port=settings.port, log_level=log_level, access_log=False
+        config = uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=log_level,
+            access_log=False,
+            timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
         )
+        server = StoppingServer(config, app)
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run()
+        if not server.started:
+            return 3  # as uvicorn.run exits when it cannot start (it said why: port taken...)
     else:
         # Each worker process builds its own app from the same settings, via the environment.
         os.environ.update(settings.to_env())
@@ -169,6 +183,7 @@ def serve(
             port=settings.port,
             log_level=log_level,
             access_log=False,
+            timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
         )
     return 0
 

@@ -69,6 +69,8 @@ class ImageService:
         self._seeds = random.Random()
         self._rendering: dict[str, asyncio.Future[bytes]] = {}
         self._render_limiter: CapacityLimiter | None = None
+        self.renders = 0
+        """Images rendered so far (read by the metrics)."""
 
     def validator(self, operation: Operation) -> SchemaValidator:
         return self._plans[id(operation)][0]
@@ -191,6 +193,7 @@ class ImageService:
                 data = await to_thread.run_sync(
                     then_trim, render_placeholder, spec, limiter=self._render_slots()
                 )
+                self.renders += 1
                 self.cache.put(name, data)
                 pending.set_result(data)
             except BaseException as error:

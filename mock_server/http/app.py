@@ -24,6 +24,9 @@ from .account import Account
 from .admin import admin_routes, as_response
 from .answers import error_answer, method_not_allowed, not_found
 from .deviations import Deviations
+from .events import EventHub
+from .metrics import Metrics
+from .page import page_routes
 from .pipeline import IMAGE_ROUTE, Observer, Pipeline
 
 
@@ -43,7 +46,15 @@ class FakeApp:
         self.faults = FaultPlan(settings.faults, settings.latency)
         self.ledger = CreditLedger(settings.credits)
         self.usage = UsageLog()
-        routes = admin_routes(self) if settings.admin else []
+        self.events = EventHub(self.journal)
+        self.metrics = Metrics(self.service, self.journal)
+        routes = (
+            admin_routes(self) + page_routes(spec_set, self.events, self.metrics)
+            if settings.admin
+            else []
+        )
+        if settings.admin:
+            observers = (*observers, self.metrics, self.events)
         admin = Starlette(
             routes=routes,
             exception_handlers={HTTPException: _http_error, Exception: _server_error},

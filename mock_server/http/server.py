@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
-from types import TracebackType
+from types import FrameType, TracebackType
 
 import uvicorn
 from starlette.types import ASGIApp
+
+GRACE_SECONDS = 1
+"""How long stopping waits for answers still being sent (an open page's event stream)."""
 
 
 class BackgroundServer:
@@ -21,8 +24,16 @@ class BackgroundServer:
 
     def __init__(self, app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> None:
         config = uvicorn.Config(
-            app, host=host, port=port, log_level="warning", access_log=False, lifespan="off"
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            # An open journal page streams until told to stop: don't let it hold up stopping.
+            timeout_graceful_shutdown=GRACE_SECONDS,
         )
+        self._app = app
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="aimlapi-mock", daemon=True)
         self.host = host
@@ -45,6 +56,7 @@ class BackgroundServer:
         self.port = int(sockets[0].getsockname()[1])
 
     def stop(self, timeout: float = 10.0) -> None:
+        close_streams(self._app)
         self._server.should_exit = True
         self._thread.join(timeout)
 
@@ -59,3 +71,26 @@ class BackgroundServer:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class StoppingServer(uvicorn.Server):
+    """uvicorn's server that first ends the journal page's streams when told to stop.
+
+    Otherwise an open page would hold the server for its whole grace period on Ctrl-C.
+    """
+
+    def __init__(self, config: uvicorn.Config, app: object) -> None:
+        super().__init__(config)
+        self._app = app
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        close_streams(self._app)
+        super().handle_exit(sig, frame)
+
+
+def close_streams(app: object) -> None:
+    """End the event streams of ``app``'s journal page, if it is a fake with one."""
+    events = getattr(app, "events", None)
+    close = getattr(events, "close", None)
+    if close is not None:
+        close()

@@ -536,6 +536,9 @@ class ImageCache:
         self._items: OrderedDict[str, bytes] = OrderedDict()
         self._size_bytes = 0
         self._lock = threading.Lock()
+        self.hits = 0
+        """Lookups that found their image (read by the metrics)."""
+        self.misses = 0
 
     @property
     def max_bytes(self) -> int:
@@ -556,7 +559,10 @@ class ImageCache:
         """The image stored under ``key``, now the most recently used, or None."""
         with self._lock:
             data = self._items.get(key)
-            if data is not None:
+            if data is None:
+                self.misses += 1
+            else:
+                self.hits += 1
                 self._items.move_to_end(key)
             return data
 

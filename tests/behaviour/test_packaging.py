@@ -58,6 +58,8 @@ def test_wheel_carries_the_specs_and_serves_them(tmp_path: Path) -> None:
         assert f"mock_server/specs/{name}.yaml" in names
     assert "mock_server/specs/flux-2-lora-edit.yaml" in names
     assert "mock_server/py.typed" in names
+    for asset in ("journal.html", "journal.js", "journal.css", "icon.svg"):
+        assert f"mock_server/http/assets/{asset}" in names  # the journal page works offline
     assert any(name.endswith("entry_points.txt") for name in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert (
@@ -66,7 +68,8 @@ def test_wheel_carries_the_specs_and_serves_them(tmp_path: Path) -> None:
     # Import the package from the unpacked wheel, far from the source tree.
     probe = (
         "import mock_server, mock_server.spec.load as s; "
-        "print(mock_server.__file__); print(s.bundled_specs_dir()); print(s.load_specs().models)"
+        "print(mock_server.__file__); print(s.bundled_specs_dir()); print(s.load_specs().models); "
+        "from mock_server.http.page import _asset; assert b'journal.js' in _asset('journal.html')"
     )
     result = subprocess.run(
         [sys.executable, "-c", probe],
