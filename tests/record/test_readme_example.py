@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 
 
 def free_port() -> int:
@@ -18,7 +18,9 @@ def free_port() -> int:
 
 def test_record_once_replay_offline_example(tmp_path: Path) -> None:
     readme = (ROOT / "README.md").read_text()
-    found = re.search(r"<!-- record-example[^>]*-->\n```sh\n(.*?)```", readme, re.S)
+    found = re.search(
+        r"<!-- readme-test: run by tests/record/[^>]*-->\n```sh\n(.*?)```", readme, re.S
+    )
     assert found is not None
     script = found.group(1)
     for port in ("8101", "8102", "8103"):

@@ -22,7 +22,7 @@ from mock_server import Settings, create_app
 from mock_server.cli import main
 from mock_server.http.server import BackgroundServer
 from mock_server.record import load_cassette
-from tests.recording import (
+from tests.record.recording import (
     CALLER,
     FLUX,
     FLUX_MAX,

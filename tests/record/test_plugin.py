@@ -3,8 +3,8 @@
 import pytest
 
 from mock_server.record import load_cassette
-from tests.recording import KEY, upstream
-from tests.test_replay import BODY, write_cassette
+from tests.record.recording import KEY, upstream
+from tests.record.test_replay import BODY, write_cassette
 
 pytest_plugins = ["pytester"]
 
@@ -44,7 +44,7 @@ def test_the_marker_replays_a_cassette_without_the_network(
         import pytest
         import requests
 
-        from tests.test_replay import BODY, PNG
+        from tests.record.test_replay import BODY, PNG
 
 
         @pytest.mark.aimlapi_mock(cassette="cassettes/cats", replay_miss="error")
