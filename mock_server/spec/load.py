@@ -200,7 +200,9 @@ def _operations(
         response_schemas[status] = (
             None
             if schema is None
-            else to_json_schema(schema, document, f"{source}: {where} response {status_key}")
+            else to_json_schema(
+                schema, document, f"{source}: {where} response {status_key}", response=True
+            )
         )
     successes = sorted(status for status in response_schemas if 200 <= status < 300)
     success_status = successes[0] if successes else 200
