@@ -13,6 +13,7 @@ from PIL import Image
 from starlette.applications import Starlette
 
 from mock_server import SpecSet
+from mock_server.engine.reading import LIMIT_CODE, LIMIT_MESSAGE
 from tests.conftest import AUTH, SPECS, client_for
 
 pytestmark = pytest.mark.anyio
@@ -253,8 +254,41 @@ async def test_largest_seed_javascript_can_read_still_works(client: httpx.AsyncC
     assert image.info["seed"] == str(seed)
 
 
-async def test_sizes_a_spec_allows_but_the_fake_cannot_draw_get_400(
-    make_app: Callable[..., Starlette], tmp_path: Path
+@pytest.mark.parametrize(
+    ("image_size", "field", "sentence"),
+    [
+        pytest.param(
+            {"width": 10**6, "height": 1},
+            "image_size.width",
+            "aimlapi-mock draws images 1 to 8192 pixels wide, received 1000000",
+            id="too-wide",
+        ),
+        pytest.param(
+            {"width": 512, "height": 0},
+            "image_size.height",
+            "aimlapi-mock draws images 1 to 8192 pixels high, received 0",
+            id="zero-high",
+        ),
+        pytest.param(
+            {"width": -3, "height": 512},
+            "image_size.width",
+            "aimlapi-mock draws images 1 to 8192 pixels wide, received -3",
+            id="negative",
+        ),
+        pytest.param(
+            {"width": 8192, "height": 8192},
+            "image_size",
+            "aimlapi-mock draws images of at most 16,777,216 pixels (8192×8192 is 67,108,864)",
+            id="too-many-pixels",
+        ),
+    ],
+)
+async def test_sizes_a_spec_allows_but_the_fake_cannot_draw_get_a_400_that_says_so(
+    make_app: Callable[..., Starlette],
+    tmp_path: Path,
+    image_size: dict[str, int],
+    field: str,
+    sentence: str,
 ) -> None:
     spec = (SPECS / "created-201.yaml").read_text()
     document = yaml.safe_load(spec)
@@ -270,16 +304,16 @@ async def test_sizes_a_spec_allows_but_the_fake_cannot_draw_get_400(
     async with client_for(app) as c:
         response = await c.post(
             GENERATIONS,
-            json={
-                "model": "test/created",
-                "prompt": "p",
-                "image_size": {"width": 10**6, "height": 1},
-            },
+            json={"model": "test/created", "prompt": "p", "image_size": image_size},
             headers=AUTH,
         )
-    assert "The fake cannot render this image" in str(
-        assert_envelope(response, 400, GENERATIONS)["message"]
-    )
+    body = assert_envelope(response, 400, GENERATIONS)
+    message = str(body["message"])
+    assert message.splitlines()[0] == LIMIT_MESSAGE
+    assert message.splitlines()[1].startswith(f"{field}: {sentence}")
+    assert "ImageSpec" not in message and "cannot encode" not in message
+    (violation,) = body["violations"]
+    assert (violation["field"], violation["code"]) == (field, LIMIT_CODE)
 
 
 async def test_extra_fields_are_allowed(client: httpx.AsyncClient) -> None:

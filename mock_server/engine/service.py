@@ -18,7 +18,14 @@ from ..images.render import ImageCache, render_placeholder
 from ..images.tokens import decode_image_token, encode_image_tokens
 from ..spec.load import SpecSet
 from ..types import IMAGE_MEDIA_TYPES, JSON, ImageRequest, Operation, Violation
-from .synthesis import RequestReader, credits_used, success_body_is_plain, success_json
+from .reading import LIMIT_CODE, LIMIT_MESSAGE
+from .synthesis import (
+    RequestReader,
+    credits_used,
+    has_image_slot,
+    success_body_is_plain,
+    success_json,
+)
 from .validation import SchemaValidator, detail_lines, show, summarise, zod_type
 
 IMAGE_ROUTE = "/files"
@@ -48,8 +55,9 @@ class ImageService:
             key = id(operation.request_schema)
             if key not in by_schema:
                 by_schema[key] = SchemaValidator(operation.request_schema)
-        # What generate() needs per operation, in one lookup: validator, reader, and the success
-        # schema to synthesise from (None when synthesising adds nothing, as for most specs).
+        # What generate() needs per operation, in one lookup: validator, reader, the success
+        # schema to synthesise from (None when synthesising adds nothing, as for most specs), and
+        # whether its answers carry image URLs at all (a job-shaped body does not).
         self._plans = {
             id(operation): (
                 by_schema[id(operation.request_schema)],
@@ -57,6 +65,7 @@ class ImageService:
                 None
                 if success_body_is_plain(operation.success_schema)
                 else operation.success_schema,
+                has_image_slot(operation.success_schema),
             )
             for operation in spec_set
         }
@@ -127,23 +136,36 @@ class ImageService:
     def generate(self, method: str, path: str, body: JSON, base_url: str) -> Generation:
         """Validate ``body`` for ``method path`` and build the success body, or raise a 400."""
         operation = self.select_operation(method, path, body)
-        validator, reader, success_schema = self._plans[id(operation)]
+        validator, reader, success_schema, has_images = self._plans[id(operation)]
         violations = validator.violations(body)
         if violations:
             raise _invalid(violations)
         assert isinstance(body, dict)  # select_operation made sure
         request = reader.read(body, self._pick_seed)
-        base = (self.settings.public_base_url or base_url).rstrip("/")
-        try:
-            tokens = encode_image_tokens(request, self._secret)
-        except ValueError as error:
-            # Only reachable with a spec that allows sizes or seeds the fake cannot draw.
-            problem = Violation((), "custom", f"The fake cannot render this image: {error}")
-            raise _invalid([problem]) from None
-        folder, extension = f"{base}{IMAGE_ROUTE}/", f".{request.format}"
-        urls = [folder + token + extension for token in tokens]
-        content = success_json(success_schema, urls, credits_used(operation, request))
+        limits = reader.limits(body, request)
+        if limits:
+            # Valid for the spec, but more than the fake draws: said in the envelope, as data.
+            raise ApiError(400, "\n".join([LIMIT_MESSAGE, *detail_lines(limits)]), limits)
+        urls: list[str] = []
+        if has_images:
+            base = (self.settings.public_base_url or base_url).rstrip("/")
+            folder, extension = f"{base}{IMAGE_ROUTE}/", f".{request.format}"
+            urls = [folder + token + extension for token in self._tokens(request)]
+        content = success_json(success_schema, urls, credits_used(operation, request), request)
         return Generation(operation, request, content, urls)
+
+    def _tokens(self, request: ImageRequest) -> list[str]:
+        try:
+            return encode_image_tokens(request, self._secret)
+        except ValueError:
+            # limits() keeps sizes, counts and seeds in range; what is left is a prompt or model
+            # too long for a URL.
+            problem = Violation(
+                ("prompt",),
+                LIMIT_CODE,
+                "aimlapi-mock cannot fit this model name and prompt into an image URL",
+            )
+            raise ApiError(400, f"{LIMIT_MESSAGE}\nprompt: {problem.message}", [problem]) from None
 
     async def image(self, name: str) -> tuple[bytes, str] | None:
         """The bytes and media type of the image behind ``<token>.<format>``; None if unknown."""

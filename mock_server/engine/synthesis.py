@@ -1,98 +1,57 @@
-"""From a valid request to a response body shaped by the operation's response schema."""
+"""From a valid request to a response body shaped by the operation's response schema.
+
+The fake knows a few facts about each answer: the image URLs (and each image's size and media
+type), the seed, the charge. A success schema may put them anywhere, or nowhere: the image list
+as ``data`` or ``images``, a single image object, usage as ``credits_used``, ``tokens_used`` or
+``usd_spent``, or a job-shaped body (``{id, status}``) with no image at all. :func:`success_body`
+walks the schema and puts each fact where a field of its name is declared; any other required
+field gets a placeholder valid for its schema (``default``, an enum value, a bounded number, a
+string of the right format). Fields that are neither required nor hold a fact are left out.
+"""
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping
-from typing import Any, TypeGuard, cast
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, cast
 
-from ..types import JSON, ImageFormat, ImageRequest, Operation
+from ..types import IMAGE_MEDIA_TYPES, JSON, ImageRequest, Operation
+from .reading import (
+    FALLBACK_SIZE,
+    FORMAT_ALIASES,
+    MAX_IMAGES,
+    PRESET_SIZES,
+    RequestReader,
+    image_request,
+)
 
-# Named sizes accepted by ``image_size`` (the FLUX.2 preset table).
-PRESET_SIZES: dict[str, tuple[int, int]] = {
-    "square_hd": (1024, 1024),
-    "square": (512, 512),
-    "portrait_4_3": (768, 1024),
-    "portrait_16_9": (576, 1024),
-    "landscape_4_3": (1024, 768),
-    "landscape_16_9": (1024, 576),
-}
-FALLBACK_SIZE = (1024, 768)
-FORMAT_ALIASES: dict[str, ImageFormat] = {
-    "png": "png",
-    "jpeg": "jpeg",
-    "jpg": "jpeg",
-    "webp": "webp",
-}
+__all__ = [
+    "FALLBACK_SIZE",
+    "FORMAT_ALIASES",
+    "MAX_IMAGES",
+    "MEGAPIXEL",
+    "PRESET_SIZES",
+    "RequestReader",
+    "credits_used",
+    "encode_json",
+    "has_image_slot",
+    "image_request",
+    "image_slot",
+    "success_body",
+    "success_body_is_plain",
+    "success_json",
+]
+
 MEGAPIXEL = 1024 * 1024
-MAX_IMAGES = 64  # a spec may allow more; image URLs carry an index below this
 DEFAULT_CREDITS_PER_MEGAPIXEL = 25_200
-
-
-def image_request(
-    operation: Operation, body: Mapping[str, Any], pick_seed: Callable[[], int]
-) -> ImageRequest:
-    """Read size, format, count and seed from a request body valid for ``operation``.
-
-    Absent fields take the schema's defaults. ``num_images`` is declared as a number: a whole
-    float (2.0) counts as 2 and a fractional one is rounded down (2.7 asks for 2 images). A field
-    the schema does not declare (``num_images`` sent to flux-2-max) is ignored, as the real API
-    does with undeclared fields.
-    """
-    return RequestReader(operation).read(body, pick_seed)
-
-
-class RequestReader:
-    """:func:`image_request` for one operation, with the schema's defaults looked up once."""
-
-    def __init__(self, operation: Operation) -> None:
-        properties = operation.request_schema.get("properties", {})
-        size_schema = properties.get("image_size") or {}
-        format_schema = properties.get("output_format") or {}
-        count_schema = properties.get("num_images")
-        self.model = operation.model
-        self.default_size = size_schema.get("default")
-        defaults = _find_object_defaults(size_schema)
-        self.default_width = defaults.get("width", FALLBACK_SIZE[0])
-        self.default_height = defaults.get("height", FALLBACK_SIZE[1])
-        self.default_format = format_schema.get("default")
-        self.counts = count_schema is not None
-        self.default_count = count_schema.get("default", 1) if count_schema is not None else 1
-
-    def read(self, body: Mapping[str, Any], pick_seed: Callable[[], int]) -> ImageRequest:
-        """See :func:`image_request`."""
-        width, height = self._size(body.get("image_size"))
-        image_format = body.get("output_format")
-        if image_format is None:
-            image_format = self.default_format
-        count = body.get("num_images") if self.counts else 1
-        if count is None:
-            count = self.default_count
-        seed = body.get("seed")
-        return ImageRequest(  # by position: a frozen dataclass takes keywords more slowly
-            self.model,
-            str(body.get("prompt", "")),
-            width,
-            height,
-            FORMAT_ALIASES.get(str(image_format).lower(), "png") if image_format else "png",
-            int(seed) if _is_number(seed) else pick_seed(),
-            min(MAX_IMAGES, max(1, math.floor(count))) if _is_number(count) else 1,
-        )
-
-    def _size(self, value: Any) -> tuple[int, int]:
-        if value is None:
-            value = self.default_size
-        if isinstance(value, str):
-            return PRESET_SIZES.get(value, FALLBACK_SIZE)
-        if isinstance(value, Mapping):
-            width = value.get("width", self.default_width)
-            height = value.get("height", self.default_height)
-            if type(width) is type(height) is int:  # the usual case, decided at once
-                return width, height
-            if _is_number(width) and _is_number(height):
-                return int(width), int(height)
-        return FALLBACK_SIZE
+CREDITS_PER_USD = 2_000_000
+"""The API's price of a credit: ``usd_spent`` is ``credits_used / CREDITS_PER_USD``."""
+# Status values that say a job is done (the fake answers synchronously).
+_DONE_WORDS = ("completed", "succeeded", "success", "done", "finished", "complete", "ready")
+_PLACEHOLDER_TIME = "2026-01-01T00:00:00Z"
+_PLACEHOLDER_UUID = "00000000-0000-4000-8000-000000000000"
 
 
 def credits_used(operation: Operation, request: ImageRequest) -> int:
@@ -106,25 +65,70 @@ def credits_used(operation: Operation, request: ImageRequest) -> int:
     return round(rate * megapixels * request.count)
 
 
-def success_body(schema: Mapping[str, Any] | None, urls: list[str], credits: int) -> JSON:
-    """The success body: the fake's values where the schema has a place for them.
+def success_body(
+    schema: Mapping[str, Any] | None,
+    urls: list[str],
+    credits: int,
+    request: ImageRequest | None = None,
+) -> JSON:
+    """The success body: the fake's facts where the schema has a place for them.
 
-    ``data`` gets one ``{url, b64_json: null}`` entry per image, ``meta.usage.credits_used`` the
-    charge; any other required field is synthesised from the schema.
+    Without a schema: ``data`` with one ``{url, b64_json: null}`` entry per image and
+    ``meta.usage.credits_used``, as the API's image operations answer. ``request`` adds the
+    images' sizes, media type and seed for schemas that declare such fields.
     """
-    known: dict[str, JSON] = {
-        "data": [{"url": url, "b64_json": None} for url in urls],
-        "meta": {"usage": {"credits_used": credits}},
-    }
     if schema is None:
-        return known
-    return synthesise(schema, known)
+        return {
+            "data": [{"url": url, "b64_json": None} for url in urls],
+            "meta": {"usage": {"credits_used": credits}},
+        }
+    return _Synthesiser(_Facts(urls, credits, request)).value(schema, None, required=True)
 
 
-def success_json(schema: Mapping[str, Any] | None, urls: list[str], credits: int) -> bytes:
+def has_image_slot(schema: Mapping[str, Any] | None) -> bool:
+    """Whether answers of ``schema`` carry image URLs (no schema: the image list, so yes)."""
+    return schema is None or _Synthesiser(_Facts([], 0, None)).holds_images(schema)
+
+
+def image_slot(schema: Mapping[str, Any] | None) -> tuple[tuple[str, ...], bool] | None:
+    """Where answers of ``schema`` list their images: the path of property names to the first
+    list of image entries (``(("data",), True)``), or to a single image object (``False``); None
+    when they carry no image. Without a schema, ``data``, as :func:`success_body` answers."""
+    if schema is None:
+        return ("data",), True
+    return _slot(schema, (), 0)
+
+
+def _slot(schema: Any, path: tuple[str, ...], depth: int) -> tuple[tuple[str, ...], bool] | None:
+    if not isinstance(schema, Mapping) or depth > 8:
+        return None
+    schema = _flatten(schema)
+    if _is_image_entry(schema):
+        return path, False
+    items = schema.get("items")
+    if isinstance(items, Mapping) and _is_image_entry(_flatten(items)):
+        return path, True
+    for branch in [*(schema.get("anyOf") or []), *(schema.get("oneOf") or [])]:
+        found = _slot(branch, path, depth + 1)
+        if found is not None:
+            return found
+    properties = schema.get("properties")
+    for name, sub in properties.items() if isinstance(properties, Mapping) else ():
+        found = _slot(sub, (*path, name), depth + 1)
+        if found is not None:
+            return found
+    return None
+
+
+def success_json(
+    schema: Mapping[str, Any] | None,
+    urls: list[str],
+    credits: int,
+    request: ImageRequest | None = None,
+) -> bytes:
     """:func:`success_body` as compact UTF-8 JSON, as :func:`encode_json` writes it."""
     if schema is not None:
-        return encode_json(success_body(schema, urls, credits))
+        return encode_json(success_body(schema, urls, credits, request))
     # The same text, made directly: encoding the dict costs more than the rest of a request.
     quote = _quote_json_string
     if len(urls) == 1:  # the usual case, without a list to join
@@ -166,107 +170,299 @@ def success_body_is_plain(schema: Mapping[str, Any] | None) -> bool:
         return True
     for count in (1, 2):
         urls = [f"http://127.0.0.1/files/{i}.png" for i in range(count)]
-        shaped, plain = success_body(schema, urls, 25_200), success_body(None, urls, 25_200)
+        request = ImageRequest("m", "p", 1024, 768, "png", 1, count)
+        shaped = success_body(schema, urls, 25_200, request)
+        plain = success_body(None, urls, 25_200)
         if json.dumps(shaped) != json.dumps(plain):  # key order included
             return False
     return True
 
 
-def synthesise(schema: Mapping[str, Any], known: JSON = None) -> JSON:
-    """A value valid for ``schema``, using ``known`` where the schema has room for it."""
-    for combinator in ("allOf", "anyOf", "oneOf"):
-        if combinator in schema and "type" not in schema and "properties" not in schema:
-            branches = [b for b in schema[combinator] if isinstance(b, Mapping)]
-            if combinator == "allOf":
-                return synthesise(_merge(branches), known)
-            chosen = _branch_for(branches, known)
-            return synthesise(chosen, known) if chosen is not None else known
-    kind = _primary_type(schema)
-    if kind == "object" or "properties" in schema:
-        return _synthesise_object(schema, known if isinstance(known, Mapping) else {})
-    if kind == "array":
-        items = schema.get("items") if isinstance(schema.get("items"), Mapping) else {}
-        if isinstance(known, list):
-            return [synthesise(cast(Mapping[str, Any], items), item) for item in known]
-        return [synthesise(cast(Mapping[str, Any], items))] * int(schema.get("minItems", 0))
-    if known is not None or _allows_null(schema):
-        return known
-    return _placeholder(schema, kind)
+_NOTHING: Any = object()
+"""What the synthesiser returns for an optional field it has nothing to put in."""
 
 
-def _synthesise_object(schema: Mapping[str, Any], known: Mapping[str, JSON]) -> dict[str, JSON]:
-    properties: Mapping[str, Any] = schema.get("properties", {})
-    required = set(schema.get("required", []))
-    out: dict[str, JSON] = {}
-    for name, sub in properties.items():
-        if name in known:
-            out[name] = synthesise(sub, known[name])
-        elif name in required:
-            out[name] = synthesise(sub)
-    for name in required - set(properties):
-        out[name] = known.get(name, "")
-    return out
+@dataclass
+class _Facts:
+    """What the fake knows about one answer."""
+
+    urls: list[str]
+    credits: int
+    request: ImageRequest | None
+    usage: dict[str, JSON] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.usage = {
+            "credits_used": self.credits,
+            "tokens_used": self.credits,
+            "usd_spent": self.credits / CREDITS_PER_USD,
+        }
+
+    def image(self, index: int) -> dict[str, JSON]:
+        """The facts about image ``index``, by the field names an image entry may declare."""
+        facts: dict[str, JSON] = {"url": self.urls[index], "b64_json": None}
+        request = self.request
+        if request is not None:
+            media_type = IMAGE_MEDIA_TYPES[request.format]
+            facts.update(
+                width=request.width,
+                height=request.height,
+                content_type=media_type,
+                mime_type=media_type,
+                file_name=self.urls[index].rsplit("/", 1)[-1],
+            )
+        return facts
+
+    def top(self) -> dict[str, JSON]:
+        """Facts that may sit anywhere outside the image entries."""
+        facts = dict(self.usage)
+        if self.request is not None:
+            facts["seed"] = self.request.seed
+        return facts
 
 
-def _placeholder(schema: Mapping[str, Any], kind: str | None) -> JSON:
-    for key in ("example", "default"):
-        if key in schema:
-            return cast(JSON, schema[key])
-    if schema.get("enum"):
-        return cast(JSON, schema["enum"][0])
-    if kind in ("integer", "number"):
-        low = schema.get("minimum", schema.get("exclusiveMinimum", 0))
-        return low + 1 if "exclusiveMinimum" in schema else low
-    if kind == "boolean":
-        return False
-    if kind == "string":
-        return "x" * int(schema.get("minLength", 0))
-    return None
+_USAGE_FIELDS = frozenset({"credits_used", "tokens_used", "usd_spent"})
+_IMAGE_FIELDS = frozenset({"url", "b64_json"})
 
 
-def _primary_type(schema: Mapping[str, Any]) -> str | None:
-    kind = schema.get("type")
-    if isinstance(kind, list):
-        return next((k for k in kind if k != "null"), None)
-    return kind if isinstance(kind, str) else None
+class _Synthesiser:
+    """Builds one answer from :class:`_Facts`; see :func:`success_body`."""
+
+    def __init__(self, facts: _Facts) -> None:
+        self.facts = facts
+        self._holds: dict[int, tuple[Any, bool]] = {}
+
+    def value(
+        self,
+        schema: Any,
+        name: str | None,
+        *,
+        required: bool,
+        image: dict[str, JSON] | None = None,
+    ) -> JSON:
+        if not isinstance(schema, Mapping):
+            return None if required else _NOTHING
+        schema = _flatten(schema)
+        if "anyOf" in schema or "oneOf" in schema:
+            return self.value(self._branch(schema), name, required=required, image=image)
+        facts = image if image is not None else self.facts.top()
+        kinds = _types(schema)
+        if _is_image_entry(schema) and image is None:
+            # A single image where the schema holds one object, not a list.
+            if not self.facts.urls:
+                return self._placeholder(schema, kinds) if required else _NOTHING
+            return self._object(schema, self.facts.image(0))
+        if "object" in kinds or (not kinds and "properties" in schema):
+            if required or self.holds(schema):
+                return self._object(schema, image)
+            return _NOTHING
+        if "array" in kinds:
+            return self._array(schema, required=required, image=image)
+        if name is not None and name in facts and _fits(facts[name], schema):
+            return facts[name]
+        return self._placeholder(schema, kinds) if required else _NOTHING
+
+    def holds(self, schema: Any) -> bool:
+        """Whether ``schema`` has a place for a fact (usage, seed or an image) inside."""
+        return self._holds_fact(schema, images_only=False)
+
+    def holds_images(self, schema: Any) -> bool:
+        return self._holds_fact(schema, images_only=True)
+
+    def _holds_fact(self, schema: Any, *, images_only: bool, depth: int = 0) -> bool:
+        if not isinstance(schema, Mapping) or depth > 8:
+            return False
+        key = id(schema) * 2 + images_only
+        known = self._holds.get(key)
+        if known is not None:
+            return known[1]
+        # The schema is kept with the answer, so its id cannot be reused by another while cached.
+        self._holds[key] = (schema, False)  # no recursion through a cycle
+        if _is_image_entry(schema):
+            found = True
+        else:
+            parts: list[Any] = []
+            for combinator in ("allOf", "anyOf", "oneOf"):
+                parts.extend(schema.get(combinator) or [])
+            if isinstance(schema.get("items"), Mapping):
+                parts.append(schema["items"])
+            properties = schema.get("properties")
+            names: set[str] = set()
+            if isinstance(properties, Mapping):
+                parts.extend(properties.values())
+                names = set(properties)
+            top = set(self.facts.top())
+            found = (not images_only and bool(names & top)) or any(
+                self._holds_fact(part, images_only=images_only, depth=depth + 1) for part in parts
+            )
+        self._holds[key] = (schema, found)
+        return found
+
+    def _branch(self, schema: Mapping[str, Any]) -> Mapping[str, Any]:
+        branches = [
+            b for b in schema.get("anyOf") or schema.get("oneOf") or [] if isinstance(b, Mapping)
+        ]
+        if not branches:
+            return {}
+        rest = {k: v for k, v in schema.items() if k not in ("anyOf", "oneOf")}
+
+        def rank(branch: Mapping[str, Any]) -> tuple[bool, bool]:
+            return (not self.holds(branch), _types(branch) == {"null"})
+
+        chosen = min(branches, key=rank)  # min is stable: the first of the best
+        return _flatten({**rest, "allOf": [chosen]}) if rest else chosen
+
+    def _object(self, schema: Mapping[str, Any], image: dict[str, JSON] | None) -> JSON:
+        properties: Mapping[str, Any] = schema.get("properties") or {}
+        required = [name for name in schema.get("required") or [] if isinstance(name, str)]
+        out: dict[str, JSON] = {}
+        facts = image if image is not None else self.facts.top()
+        for name, sub in properties.items():
+            needed = name in required
+            if not needed and name not in facts and not (image is None and self.holds(sub)):
+                continue
+            produced = self.value(sub, name, required=needed, image=image)
+            if produced is not _NOTHING:
+                out[name] = produced
+        for name in required:
+            if name not in out:
+                out[name] = facts.get(name, "")
+        return out
+
+    def _array(
+        self, schema: Mapping[str, Any], *, required: bool, image: dict[str, JSON] | None
+    ) -> JSON:
+        items = schema.get("items")
+        if image is None and isinstance(items, Mapping) and _is_image_entry(_flatten(items)):
+            entry = _flatten(items)
+            return [self._object(entry, self.facts.image(i)) for i in range(len(self.facts.urls))]
+        if not required and not (image is None and self.holds(schema)):
+            return _NOTHING
+        count = int(schema.get("minItems", 0))
+        if count == 0:
+            return []
+        made = self.value(items, None, required=True, image=image)
+        return [made] * count
+
+    def _placeholder(self, schema: Mapping[str, Any], kinds: set[str]) -> JSON:
+        if "const" in schema:
+            return cast(JSON, schema["const"])
+        enum = schema.get("enum")
+        if isinstance(enum, list) and enum:
+            done = [v for v in enum if isinstance(v, str) and v.lower() in _DONE_WORDS]
+            values = [v for v in enum if v is not None] or enum
+            return cast(JSON, (done or values)[0])
+        if "default" in schema:
+            return cast(JSON, schema["default"])
+        if kinds & {"integer", "number"}:
+            return _number(schema, "integer" in kinds and "number" not in kinds)
+        if "string" in kinds:
+            return _string(schema, self.facts.urls)
+        if "boolean" in kinds:
+            return False
+        if "object" in kinds:
+            return self._object(schema, None)
+        if "array" in kinds:
+            return self._array(schema, required=True, image=None)
+        return None
 
 
-def _allows_null(schema: Mapping[str, Any]) -> bool:
-    kind = schema.get("type")
-    return kind == "null" or (isinstance(kind, list) and "null" in kind) or "type" not in schema
-
-
-def _merge(branches: list[Mapping[str, Any]]) -> dict[str, Any]:
-    merged: dict[str, Any] = {"type": "object", "properties": {}, "required": []}
-    for branch in branches:
-        merged["properties"].update(branch.get("properties", {}))
-        merged["required"].extend(branch.get("required", []))
+def _flatten(schema: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``schema`` with its ``allOf`` parts merged in (properties, required and the rest)."""
+    parts = schema.get("allOf")
+    if not isinstance(parts, list):
+        return schema
+    merged: dict[str, Any] = {k: v for k, v in schema.items() if k != "allOf"}
+    for part in parts:
+        if not isinstance(part, Mapping):
+            continue
+        part = _flatten(part)
+        for key, value in part.items():
+            if key == "properties" and isinstance(value, Mapping):
+                merged["properties"] = {**merged.get("properties", {}), **value}
+            elif key == "required" and isinstance(value, list):
+                merged["required"] = [*merged.get("required", []), *value]
+            else:
+                merged.setdefault(key, value)
     return merged
 
 
-def _branch_for(branches: list[Mapping[str, Any]], known: JSON) -> Mapping[str, Any] | None:
-    wanted = {dict: "object", list: "array", str: "string", bool: "boolean"}.get(type(known))
-    for branch in branches:
-        kind = _primary_type(branch)
-        if (wanted is None or kind in (wanted, None)) and not (known is None and kind == "null"):
-            return branch
-    return branches[0] if branches else None
+def _types(schema: Mapping[str, Any]) -> set[str]:
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        return {k for k in kind if isinstance(k, str)}
+    return {kind} if isinstance(kind, str) else set()
 
 
-def _find_object_defaults(schema: Mapping[str, Any]) -> dict[str, Any]:
-    for branch in [schema, *schema.get("anyOf", []), *schema.get("oneOf", [])]:
-        properties = branch.get("properties") if isinstance(branch, Mapping) else None
-        if isinstance(properties, Mapping):
-            return {
-                name: sub["default"]
-                for name, sub in properties.items()
-                if isinstance(sub, Mapping) and "default" in sub
-            }
-    return {}
+def _is_image_entry(schema: Mapping[str, Any]) -> bool:
+    properties = schema.get("properties")
+    kinds = _types(schema)
+    return (
+        isinstance(properties, Mapping)
+        and not _IMAGE_FIELDS.isdisjoint(properties)
+        and (not kinds or "object" in kinds)
+    )
 
 
-def _is_number(value: Any) -> TypeGuard[int | float]:
-    return isinstance(value, _NUMBERS) and not isinstance(value, bool)
+def _fits(value: JSON, schema: Mapping[str, Any]) -> bool:
+    """Whether a fact has a type the field allows (``credits_used`` declared a string: no)."""
+    kinds = _types(schema)
+    if not kinds:
+        return True
+    if value is None:
+        return "null" in kinds
+    if isinstance(value, bool):
+        return "boolean" in kinds
+    if isinstance(value, int):
+        return bool(kinds & {"integer", "number"})
+    if isinstance(value, float):
+        return "number" in kinds or ("integer" in kinds and value.is_integer())
+    if isinstance(value, str):
+        return "string" in kinds
+    return False
 
 
-_NUMBERS = (int, float)  # a tuple: ``int | float`` would build a union object on every call
+def _number(schema: Mapping[str, Any], integer: bool) -> int | float:
+    low = schema.get("minimum")
+    exclusive_low = schema.get("exclusiveMinimum")
+    high = schema.get("maximum", schema.get("exclusiveMaximum"))
+    step = schema.get("multipleOf")
+    if isinstance(exclusive_low, int | float) and not isinstance(exclusive_low, bool):
+        value: float = exclusive_low + (1 if integer else min(1, _gap(exclusive_low, high)))
+    elif isinstance(low, int | float) and not isinstance(low, bool):
+        value = low
+    elif isinstance(high, int | float) and not isinstance(high, bool) and high < 0:
+        value = high - (1 if "exclusiveMaximum" in schema else 0)
+    else:
+        value = 0
+    if isinstance(step, int | float) and not isinstance(step, bool) and step > 0:
+        value = math.ceil(value / step) * step
+    if integer or float(value).is_integer():
+        return math.ceil(value)
+    return value
+
+
+def _gap(low: float, high: Any) -> float:
+    if isinstance(high, int | float) and not isinstance(high, bool) and high > low:
+        return (high - low) / 2
+    return 1
+
+
+def _string(schema: Mapping[str, Any], urls: list[str]) -> str:
+    formats = {
+        "date-time": _PLACEHOLDER_TIME,
+        "date": _PLACEHOLDER_TIME[:10],
+        "time": _PLACEHOLDER_TIME[11:],
+        "uuid": _PLACEHOLDER_UUID,
+        "uri": urls[0] if urls else "http://localhost/",
+        "uri-reference": urls[0] if urls else "http://localhost/",
+        "email": "fake@example.com",
+        "ipv4": "127.0.0.1",
+        "ipv6": "::1",
+        "hostname": "localhost",
+    }
+    text = formats.get(str(schema.get("format")), "")
+    low = schema.get("minLength")
+    if isinstance(low, int) and len(text) < low:
+        text += "x" * (low - len(text))
+    return text

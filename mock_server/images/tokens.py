@@ -26,6 +26,7 @@ from mock_server.types import ImageFormat, ImageRequest, ImageSpec
 
 __all__ = [
     "MAX_INDEX",
+    "MAX_PIXELS",
     "MAX_SIDE",
     "MAX_TOKEN_CHARS",
     "PROMPT_CHARS",
@@ -41,6 +42,10 @@ PROMPT_CHARS = 120
 MAX_SIDE = 8192
 """The largest width or height a token may carry."""
 
+MAX_PIXELS = 4096 * 4096
+"""The most pixels (width × height) a token may carry: larger images take seconds and hundreds
+of MB to encode (an 8192² WebP: 2.5 s, 0.9 GB)."""
+
 MAX_INDEX = 63
 """The largest image index a token may carry."""
 
@@ -52,7 +57,13 @@ SIGNATURE_BYTES = 16
 
 _JSON = 0x01
 _HEADER = bytes([_JSON])
-_FORMATS: dict[str, ImageFormat] = {"png": "png", "jpeg": "jpeg", "webp": "webp"}
+_FORMATS: dict[str, ImageFormat] = {
+    "png": "png",
+    "jpeg": "jpeg",
+    "webp": "webp",
+    "gif": "gif",
+    "tiff": "tiff",
+}
 _TOKEN_ALPHABET = re.compile(r"[A-Za-z0-9_-]+")
 _quote_json_string = json.encoder.encode_basestring  # what json.dumps uses with ensure_ascii=False
 
@@ -61,8 +72,9 @@ def encode_image_token(spec: ImageSpec, secret: bytes) -> str:
     """A URL-path-safe token (only ``A-Z a-z 0-9 _ -``) carrying ``spec``, signed with ``secret``.
 
     Only the first ``PROMPT_CHARS`` characters of the prompt are kept. Raises ``ValueError`` for
-    a spec that :func:`decode_image_token` would reject (a side outside 1..``MAX_SIDE``, an index
-    outside 0..``MAX_INDEX``, a negative seed, an unknown format, a token too long).
+    a spec that :func:`decode_image_token` would reject (a side outside 1..``MAX_SIDE``, more than
+    ``MAX_PIXELS``, an index outside 0..``MAX_INDEX``, a negative seed, an unknown format, a token
+    too long).
     """
     problem = _problem(spec)
     if problem is not None:
@@ -165,7 +177,12 @@ def _problem(spec: ImageSpec) -> str | None:
 
 
 def _problem_of(width: int, height: int, index: int, seed: int, image_format: str) -> str | None:
-    if 1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE and 0 <= index <= MAX_INDEX:
+    if (
+        1 <= width <= MAX_SIDE
+        and 1 <= height <= MAX_SIDE
+        and 0 <= index <= MAX_INDEX
+        and width * height <= MAX_PIXELS
+    ):
         pass
     else:
         for name, value, low, high in (
@@ -175,6 +192,7 @@ def _problem_of(width: int, height: int, index: int, seed: int, image_format: st
         ):
             if not low <= value <= high:
                 return f"{name} {value!r} is outside {low}..{high}"
+        return f"{width}×{height} is more than {MAX_PIXELS} pixels"
     if seed < 0:
         return f"seed {seed!r} is negative"
     if image_format not in _FORMATS:
