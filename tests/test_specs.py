@@ -198,3 +198,44 @@ def test_unusable_refs_are_reported(tmp_path: Path, document: str, problem: str)
     path.write_text(document)
     with pytest.raises(SpecError, match=problem.replace("$", r"\$")):
         load_specs([path])
+
+
+FAMILY = SPECS / "family"
+
+
+@pytest.mark.parametrize(
+    "order",
+    [["a-older.yaml", "b-newer.yaml"], ["b-newer.yaml", "a-older.yaml"]],
+    ids=["older-first", "newer-first"],
+)
+def test_a_definition_that_documents_its_answer_wins_whatever_the_order(
+    order: list[str],
+) -> None:
+    spec_set = load_specs([FAMILY / "dup-model" / name for name in order])
+    (operation,) = spec_set.models_for("POST", "/v1/images/generations").values()
+    assert operation.source.endswith("b-newer.yaml")
+    assert operation.success_status == 200
+    (warning,) = spec_set.warnings
+    assert "'test/twice'" in warning and "a-older.yaml" in warning
+    assert warning.endswith("serving " + operation.source + "'s definition "
+                            "(it documents its success body)")  # fmt: skip
+    ((served, others),) = spec_set.conflicts()
+    assert served is operation
+    assert [other.source for other in others] == [str(FAMILY / "dup-model" / "a-older.yaml")]
+
+
+def test_definitions_alike_in_documenting_their_answer_go_to_the_first_loaded() -> None:
+    spec_set = load_specs([FAMILY / "dup-model"])
+    edits = spec_set.models_for("POST", "/v1/images/edits")["test/edit-twice"]
+    assert edits.source.endswith("c-edit-strict.yaml")
+    assert "(loaded first)" in " ".join(spec_set.warnings)
+    assert len(spec_set.conflicts()) == 2
+
+
+def test_the_family_shapes_load_and_each_path_and_model_is_served() -> None:
+    spec_set = load_specs([FAMILY])
+    served = {(method, path, model) for (method, path), models in spec_set.operations.items()
+              for model in models}  # fmt: skip
+    assert served == set(spec_set.definitions)
+    assert ("POST", "/images/edits", "test/upload-edit") in served
+    assert len(served) == 11
