@@ -142,6 +142,12 @@ def test_directory_order_is_sorted_so_the_rule_is_deterministic(tmp_path: Path) 
             "no-request-schema.yaml", "no operation with a JSON request body", id="no-body"
         ),
         pytest.param("not-a-mapping.yaml", "got list", id="not-a-mapping"),
+        pytest.param(
+            "unusable-schema.yaml",
+            'request body: not a usable schema: "1" is not of type "number" at '
+            "properties/seed/minimum",
+            id="unusable-schema",
+        ),
     ],
 )
 def test_broken_file_named_explicitly_is_an_error_naming_it(name: str, problem: str) -> None:

@@ -20,6 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
 import yaml
 
 from ..errors import SpecError
@@ -231,6 +232,7 @@ def _operations(
     if raw_schema is None:
         return
     request_schema = to_json_schema(raw_schema, document, f"{source}: {where} request body")
+    _check_schema(request_schema, source, f"{where} request body")
     models = _model_enum(request_schema)
     if not models:
         return
@@ -250,6 +252,7 @@ def _operations(
                 schema, document, f"{source}: {where} response {status_key}", response=True
             )
         )
+        _check_schema(response_schemas[status], source, f"{where} response {status_key}")
     successes = sorted(status for status in response_schemas if 200 <= status < 300)
     success_status = successes[0] if successes else 200
 
@@ -270,6 +273,20 @@ def _operations(
             response_schemas=response_schemas,
             credits_per_megapixel=credits,
         )
+
+
+def _check_schema(schema: dict[str, Any] | None, source: str, where: str) -> None:
+    """Refuse a schema no validator can use (``type: strnig``, ``minimum: "5"``, a broken
+    pattern), naming the place, instead of failing later with a validator's traceback."""
+    if schema is None:
+        return
+    try:
+        jsonschema_rs.Draft7Validator(schema)
+    except jsonschema_rs.ValidationError as error:
+        at = "/".join(map(str, error.instance_path))
+        raise SpecError(
+            source, f"{where}: not a usable schema: {error.message}" + (f" at {at}" if at else "")
+        ) from None
 
 
 def _json_schema_of(holder: Any) -> Any:
