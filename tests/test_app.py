@@ -12,8 +12,9 @@ from jsonschema import Draft7Validator
 from PIL import Image
 from starlette.applications import Starlette
 
-from mock_server import SpecSet
+from mock_server import Settings, SpecSet, load_specs
 from mock_server.engine.reading import LIMIT_CODE, LIMIT_MESSAGE
+from mock_server.engine.service import ImageService
 from tests.conftest import AUTH, SPECS, client_for
 
 pytestmark = pytest.mark.anyio
@@ -735,3 +736,47 @@ async def test_success_schema_of_any_spec_is_honoured(make_app: Callable[..., St
             operation = app.state.service.spec_set.models_for("POST", GENERATIONS)[model]
             Draft7Validator(operation.success_schema).validate(response.json())
             assert len(response.json()["data"]) == 1
+
+
+FAMILY = SPECS / "family"
+
+
+async def test_a_job_shaped_answer_carries_no_image_list(
+    make_app: Callable[..., Starlette],
+) -> None:
+    app = make_app(specs=(str(FAMILY / "job-status.yaml"),))
+    async with client_for(app) as c:
+        response = await c.post(
+            GENERATIONS, json={"model": "test/job", "prompt": "p", "seed": 3}, headers=AUTH
+        )
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "completed" and isinstance(body["id"], str)
+    assert "data" not in body
+    assert body["meta"]["usage"]["credits_used"] == 25_200
+    settings = Settings(specs=(str(FAMILY / "job-status.yaml"),))
+    service = ImageService(settings, load_specs(settings.specs))
+    body_sent = {"model": "test/job", "prompt": "p"}
+    assert service.generate("POST", GENERATIONS, body_sent, "http://t").urls == []
+
+
+async def test_fal_style_answers_list_images_with_their_size_and_media_type(
+    make_app: Callable[..., Starlette],
+) -> None:
+    app = make_app(specs=(str(FAMILY / "fal-images.yaml"),))
+    async with client_for(app) as c:
+        response = await c.post(
+            GENERATIONS,
+            json={"model": "test/fal-images", "prompt": "p", "format": "jpeg", "num_images": 2,
+                  "image_size": {"width": 300.5, "height": 200}, "seed": -1},
+            headers=AUTH,
+        )  # fmt: skip
+        body = response.json()
+        assert response.status_code == 200, body
+        assert [(i["width"], i["height"], i["content_type"]) for i in body["images"]] == [
+            (300, 200, "image/jpeg")
+        ] * 2
+        assert body["seed"] == 2**64 - 1
+        downloaded = await c.get(body["images"][1]["url"])
+    image = Image.open(io.BytesIO(downloaded.content))
+    assert (image.format, image.size) == ("JPEG", (300, 200))
