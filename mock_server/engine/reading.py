@@ -91,28 +91,39 @@ class RequestReader:
 
     def read(self, body: Mapping[str, Any], pick_seed: Callable[[], int]) -> ImageRequest:
         """See :func:`image_request`."""
+        # This runs for every generation: the usual values (ints in range, fields absent) are
+        # decided at once, anything else by the general rules.
         width, height = self._dimensions(body)
+        if not (0 <= width <= MAX_SIDE and 0 <= height <= MAX_SIDE):
+            # Kept just beyond the limits: limits() reports the values sent, and nobody has to
+            # multiply 300-digit numbers.
+            width, height = _clamped(width), _clamped(height)
         image_format = self.default_format
         if self._format is not None:
             image_format = _image_format(body.get(self._format), self.default_format)
         count = body.get(self._count) if self._count else None
         if count is None:
             count = self.default_count
+        if not (type(count) is int and 1 <= count <= MAX_IMAGES):
+            count = min(MAX_IMAGES + 1, max(1, math.floor(count))) if _is_number(count) else 1
         seed = body.get("seed")
+        if not (type(seed) is int and seed >= 0):
+            seed = _seed(seed) if _is_number(seed) else pick_seed()
         return ImageRequest(  # by position: a frozen dataclass takes keywords more slowly
-            self.model,
-            str(body.get("prompt", "")),
-            # Values beyond the limits are kept just beyond them: limits() reports the real ones,
-            # and nobody has to multiply 300-digit numbers.
-            min(max(width, 0), MAX_SIDE + 1),
-            min(max(height, 0), MAX_SIDE + 1),
-            image_format,
-            _seed(seed) if _is_number(seed) else pick_seed(),
-            min(MAX_IMAGES + 1, max(1, math.floor(count))) if _is_number(count) else 1,
+            self.model, str(body.get("prompt", "")), width, height, image_format, seed, count
         )
 
     def limits(self, body: Mapping[str, Any], request: ImageRequest) -> list[Violation]:
         """What in a schema-valid ``request`` the fake cannot do (code ``LIMIT_CODE``)."""
+        width, height = request.width, request.height
+        if (
+            # read() keeps out-of-range values out of range, so in range here is in range as sent
+            0 < width <= MAX_SIDE
+            and 0 < height <= MAX_SIDE
+            and width * height <= MAX_PIXELS
+            and request.count <= MAX_IMAGES
+        ):
+            return []
         found = []
         width, height = self._dimensions(body)
         for side, value in (("width", width), ("height", height)):
@@ -151,7 +162,12 @@ class RequestReader:
         """Width and height as asked, unbounded (so possibly 0, negative or huge)."""
         if self._size is not None:
             value = body.get(self._size)
-            if value is None:
+            if type(value) is dict:  # the usual case first: parsed JSON objects are dicts
+                width = value.get("width", self._default_width)
+                height = value.get("height", self._default_height)
+                if type(width) is type(height) is int:
+                    return width, height
+            elif value is None:
                 value = self._size_default
             size = self._size_of(value)
             if size is not None:
@@ -196,6 +212,10 @@ class RequestReader:
 
 
 _SIDE_WORDS = {"width": "wide", "height": "high"}
+
+
+def _clamped(side: int) -> int:
+    return min(max(side, 0), MAX_SIDE + 1)
 
 
 def _seed(value: int | float) -> int:
