@@ -424,3 +424,15 @@ def test_every_test_spec_passes_the_contract_suite() -> None:
             assert "definition (see the spec problems)" in result.skipped, label
     assert sum(problem.startswith("skipped ") for problem in report.spec_problems) == 7
     assert sum(" is defined by " in problem for problem in report.spec_problems) == 4
+
+
+def test_the_cost_guard_shares_the_cap_only_among_operations_it_runs() -> None:
+    report = run_contract(
+        quick(specs=(str(FAMILY / "dup-model"),), dry_run=True, real=True, max_requests=4)
+    )
+    assert report.guard is not None
+    assert set(report.guard.allowances) == {
+        "b-newer.yaml POST /v1/images/generations",
+        "c-edit-strict.yaml POST /v1/images/edits",
+    }
+    assert report.guard.cap == 4

@@ -63,8 +63,15 @@ def run_contract(settings: ContractSettings) -> ContractReport:
     redact = Redactor(settings.api_key, key)
     seed = settings.seed if settings.seed is not None else random.randrange(2**31)
     labels = [f"{doc.name} {label}" for doc in documents for label in doc.labels]
+    # Operations served from another file's definition are not run, so they get no share.
+    checked = [
+        f"{doc.name} {label}"
+        for doc in documents
+        for label in doc.labels
+        if label not in superseded(doc, served)
+    ]
     cap = settings.image_request_cap
-    guard = CostGuard.split(cap, _by_priority(labels)) if cap is not None else None
+    guard = CostGuard.split(cap, _by_priority(checked)) if cap is not None else None
     report = ContractReport(
         settings=settings,
         documents=documents,
