@@ -9,12 +9,14 @@ from typing import Any, Literal, Protocol
 JSON = Any
 """A value decoded from JSON: dict, list, str, int, float, bool or None."""
 
-ImageFormat = Literal["png", "jpeg", "webp"]
+ImageFormat = Literal["png", "jpeg", "webp", "gif", "tiff"]
 
 IMAGE_MEDIA_TYPES: dict[str, str] = {
     "png": "image/png",
     "jpeg": "image/jpeg",
     "webp": "image/webp",
+    "gif": "image/gif",
+    "tiff": "image/tiff",
 }
 
 

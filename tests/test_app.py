@@ -11,7 +11,9 @@ import yaml
 from jsonschema import Draft7Validator
 from PIL import Image
 
-from mock_server import SpecSet
+from mock_server import Settings, SpecSet, load_specs
+from mock_server.engine.reading import LIMIT_CODE, LIMIT_MESSAGE
+from mock_server.engine.service import ImageService
 from mock_server.http.app import FakeApp
 from tests.conftest import AUTH, SPECS, client_for
 
@@ -253,8 +255,41 @@ async def test_largest_seed_javascript_can_read_still_works(client: httpx.AsyncC
     assert image.info["seed"] == str(seed)
 
 
-async def test_sizes_a_spec_allows_but_the_fake_cannot_draw_get_400(
-    make_app: Callable[..., FakeApp], tmp_path: Path
+@pytest.mark.parametrize(
+    ("image_size", "field", "sentence"),
+    [
+        pytest.param(
+            {"width": 10**6, "height": 1},
+            "image_size.width",
+            "aimlapi-mock draws images 1 to 8192 pixels wide, received 1000000",
+            id="too-wide",
+        ),
+        pytest.param(
+            {"width": 512, "height": 0},
+            "image_size.height",
+            "aimlapi-mock draws images 1 to 8192 pixels high, received 0",
+            id="zero-high",
+        ),
+        pytest.param(
+            {"width": -3, "height": 512},
+            "image_size.width",
+            "aimlapi-mock draws images 1 to 8192 pixels wide, received -3",
+            id="negative",
+        ),
+        pytest.param(
+            {"width": 8192, "height": 8192},
+            "image_size",
+            "aimlapi-mock draws images of at most 16,777,216 pixels (8192×8192 is 67,108,864)",
+            id="too-many-pixels",
+        ),
+    ],
+)
+async def test_sizes_a_spec_allows_but_the_fake_cannot_draw_get_a_400_that_says_so(
+    make_app: Callable[..., FakeApp],
+    tmp_path: Path,
+    image_size: dict[str, int],
+    field: str,
+    sentence: str,
 ) -> None:
     spec = (SPECS / "created-201.yaml").read_text()
     document = yaml.safe_load(spec)
@@ -270,16 +305,16 @@ async def test_sizes_a_spec_allows_but_the_fake_cannot_draw_get_400(
     async with client_for(app) as c:
         response = await c.post(
             GENERATIONS,
-            json={
-                "model": "test/created",
-                "prompt": "p",
-                "image_size": {"width": 10**6, "height": 1},
-            },
+            json={"model": "test/created", "prompt": "p", "image_size": image_size},
             headers=AUTH,
         )
-    assert "The fake cannot render this image" in str(
-        assert_envelope(response, 400, GENERATIONS)["message"]
-    )
+    body = assert_envelope(response, 400, GENERATIONS)
+    message = str(body["message"])
+    assert message.splitlines()[0] == LIMIT_MESSAGE
+    assert message.splitlines()[1].startswith(f"{field}: {sentence}")
+    assert "ImageSpec" not in message and "cannot encode" not in message
+    (violation,) = body["violations"]
+    assert (violation["field"], violation["code"]) == (field, LIMIT_CODE)
 
 
 async def test_extra_fields_are_allowed(client: httpx.AsyncClient) -> None:
@@ -724,3 +759,47 @@ async def test_success_schema_of_any_spec_is_honoured(make_app: Callable[..., Fa
             operation = app.service.spec_set.models_for("POST", GENERATIONS)[model]
             Draft7Validator(operation.success_schema).validate(response.json())
             assert len(response.json()["data"]) == 1
+
+
+FAMILY = SPECS / "family"
+
+
+async def test_a_job_shaped_answer_carries_no_image_list(
+    make_app: Callable[..., FakeApp],
+) -> None:
+    app = make_app(specs=(str(FAMILY / "job-status.yaml"),))
+    async with client_for(app) as c:
+        response = await c.post(
+            GENERATIONS, json={"model": "test/job", "prompt": "p", "seed": 3}, headers=AUTH
+        )
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "completed" and isinstance(body["id"], str)
+    assert "data" not in body
+    assert body["meta"]["usage"]["credits_used"] == 25_200
+    settings = Settings(specs=(str(FAMILY / "job-status.yaml"),))
+    service = ImageService(settings, load_specs(settings.specs))
+    body_sent = {"model": "test/job", "prompt": "p"}
+    assert service.generate("POST", GENERATIONS, body_sent, "http://t").urls == []
+
+
+async def test_fal_style_answers_list_images_with_their_size_and_media_type(
+    make_app: Callable[..., FakeApp],
+) -> None:
+    app = make_app(specs=(str(FAMILY / "fal-images.yaml"),))
+    async with client_for(app) as c:
+        response = await c.post(
+            GENERATIONS,
+            json={"model": "test/fal-images", "prompt": "p", "format": "jpeg", "num_images": 2,
+                  "image_size": {"width": 300.5, "height": 200}, "seed": -1},
+            headers=AUTH,
+        )  # fmt: skip
+        body = response.json()
+        assert response.status_code == 200, body
+        assert [(i["width"], i["height"], i["content_type"]) for i in body["images"]] == [
+            (300, 200, "image/jpeg")
+        ] * 2
+        assert body["seed"] == 2**64 - 1
+        downloaded = await c.get(body["images"][1]["url"])
+    image = Image.open(io.BytesIO(downloaded.content))
+    assert (image.format, image.size) == ("JPEG", (300, 200))

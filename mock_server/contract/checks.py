@@ -24,8 +24,10 @@ from PIL import Image, UnidentifiedImageError
 from schemathesis import Case, CheckContext, HookContext, Response
 from schemathesis.schemas import BaseSchema
 
-from ..engine.synthesis import image_request
+from ..engine.reading import LIMIT_CODE
+from ..engine.synthesis import image_request, image_slot
 from ..engine.validation import SchemaValidator, detail_lines
+from ..spec.load import SpecSet
 from ..types import ImageRequest, Operation
 from .documents import ENVELOPE_FIELDS, ContractDocument, is_envelope_schema
 from .findings import PROBLEM_JSON, Drift, rename_finding, renamed_fields, undocumented_fields
@@ -38,7 +40,7 @@ CUSTOM_CHECKS = (
     "error_envelope_conformance",
     "documented_response_fields",
 )
-_PIL_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
+_PIL_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP", "gif": "GIF", "tiff": "TIFF"}
 _DOWNLOAD_TIMEOUT = 120
 
 
@@ -51,16 +53,24 @@ class RunContext:
     """Fetches image URLs (in-process for the fake); never carries the API key."""
     allow_remote: bool = False
     guard: CostGuard | None = None
+    served: SpecSet | None = None
+    """Every spec file's operations, so a model defined by several files is checked against
+    the definition the fake serves (see :func:`mock_server.spec.load.preferred_definition`)."""
     _validators: dict[int, SchemaValidator] = field(default_factory=dict)
     valid_answers: dict[str, dict[int, int]] = field(default_factory=dict)
     """Statuses that schema-valid requests got, by operation label."""
     first_refusal: dict[str, str] = field(default_factory=dict)
+    limited: dict[str, int] = field(default_factory=dict)
+    """Schema-valid requests answered with a documented limit of the fake, by operation label."""
     _pending: dict[str, SentRequest] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def operation(self, case: Case[Any]) -> Operation | None:
         body = case.body if isinstance(case.body, dict) else {}
-        return self.document.operation(case.method.upper(), case.path, body.get("model"))
+        operation = self.document.operation(case.method.upper(), case.path, body.get("model"))
+        if operation is None or self.served is None:
+            return operation
+        return self.served.served(operation)
 
     def request_problems(self, case: Case[Any]) -> list[str]:
         """What is wrong with the case's body, zod-style; empty when the spec accepts it."""
@@ -143,6 +153,10 @@ def after_call(context: HookContext, case: Case[Any], response: Response) -> Non
     body = _json(response)
     if isinstance(case.body, dict) and not run.request_problems(case):
         label = f"{run.document.name} {case.operation.label}"
+        if is_limit_answer(body):
+            with run._lock:
+                run.limited[label] = run.limited.get(label, 0) + 1
+            return
         with run._lock:
             answers = run.valid_answers.setdefault(label, {})
             answers[response.status_code] = answers.get(response.status_code, 0) + 1
@@ -160,6 +174,16 @@ def after_call(context: HookContext, case: Case[Any], response: Response) -> Non
     if isinstance(usage, dict):
         credits = usage.get("credits_used", usage.get("tokens_used"))
         sent.credits = credits if isinstance(credits, int | float) else None
+
+
+def is_limit_answer(body: Any) -> bool:
+    """Whether an error body is the fake refusing for its own documented limits only."""
+    violations = body.get("violations") if isinstance(body, dict) else None
+    return (
+        isinstance(violations, list)
+        and bool(violations)
+        and all(isinstance(v, dict) and v.get("code") == LIMIT_CODE for v in violations)
+    )
 
 
 def refusals(run: RunContext) -> dict[str, tuple[str, str, int]]:
@@ -189,8 +213,9 @@ def image_urls_serve_requested_images(
     body = _json(response)
     if run is None or wanted is None or not isinstance(body, dict):
         return None
-    entries = body.get("data")
-    for number, entry in enumerate(entries if isinstance(entries, list) else [], start=1):
+    slot = image_slot(_success_schema(run, case, response))
+    entries = _image_entries(body, slot) if slot is not None else None
+    for number, entry in enumerate(entries or [], start=1):
         if not isinstance(entry, dict):
             continue
         if isinstance(entry.get("url"), str):
@@ -232,18 +257,23 @@ def one_entry_per_image(ctx: CheckContext, response: Response, case: Case[Any]) 
     run = _run_of(case)
     wanted = run.requested_images(case) if run and _is_success(response) else None
     body = _json(response)
-    if wanted is None or not isinstance(body, dict):
+    if run is None or wanted is None or not isinstance(body, dict):
         return None
-    data = body.get("data")
+    slot = image_slot(_success_schema(run, case, response))
+    if slot is None or not slot[1]:
+        return None  # the answer lists no images (a job's status), or holds a single one
+    path, _ = slot
+    data = _walk(body, path)
     images = f"{wanted.count} image{'s' if wanted.count != 1 else ''} requested"
+    name = ".".join(path) or "the body"
     if data is None:
-        raise Drift("data-null", f"data is null in a successful response, {images}")
+        raise Drift(f"{name}-null", f"{name} is null in a successful response, {images}")
     if not isinstance(data, list):
         return None  # the schema check reports the type
     asked = case.body.get("num_images") if isinstance(case.body, dict) else None
     fractional = isinstance(asked, float) and not math.isclose(asked, round(asked))
     if len(data) != wanted.count and not fractional:
-        raise Drift("image-count", f"{len(data)} entries in data, {images}")
+        raise Drift("image-count", f"{len(data)} entries in {name}, {images}")
     for entry in data:
         if not isinstance(entry, dict) or not (entry.get("url") or entry.get("b64_json")):
             raise Drift("image-missing", "an entry in data has neither url nor b64_json")
@@ -302,6 +332,27 @@ def documented_response_fields(
     for name in undocumented_fields(body, schema):
         raise Drift(f"undocumented:{name}", f"{name} present, spec does not document it")
     return None
+
+
+def _success_schema(run: RunContext, case: Case[Any], response: Response) -> Any:
+    operation = run.operation(case)
+    if operation is None:
+        return None
+    return operation.response_schemas.get(response.status_code, operation.success_schema)
+
+
+def _walk(body: Any, path: tuple[str, ...]) -> Any:
+    for name in path:
+        body = body.get(name) if isinstance(body, dict) else None
+    return body
+
+
+def _image_entries(body: Any, slot: tuple[tuple[str, ...], bool]) -> list[Any]:
+    path, is_list = slot
+    found = _walk(body, path)
+    if is_list:
+        return found if isinstance(found, list) else []
+    return [found] if isinstance(found, dict) else []
 
 
 def _is_success(response: Response) -> bool:

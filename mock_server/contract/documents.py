@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import STATUS_MESSAGES, SpecError
-from ..spec.load import HTTP_METHODS, SPEC_SUFFIXES, bundled_specs_dir, operations_of, read_document
+from ..spec.load import (
+    HTTP_METHODS,
+    SPEC_SUFFIXES,
+    SpecSet,
+    bundled_specs_dir,
+    operations_of,
+    read_document,
+)
 from ..types import Operation
 
 ERROR_STATUSES = (400, 401, 403, 404, 413, 415, 429, 500, 502, 503, 504)
@@ -82,21 +89,89 @@ class ContractDocument:
         return "; ".join(parts) or None
 
 
-def load_documents(sources: tuple[str, ...] | list[str] = ()) -> list[ContractDocument]:
-    """Every spec file named (directories searched), or the bundled specs; raises SpecError."""
-    files: list[Path] = []
+def load_documents(
+    sources: tuple[str, ...] | list[str] = (), skipped: list[str] | None = None
+) -> list[ContractDocument]:
+    """Every spec file named (directories searched), or the bundled specs; raises SpecError.
+
+    As the fake does, a file found inside a directory that cannot be used is skipped: its name
+    and problem go to ``skipped`` (when given; otherwise it raises).
+    """
+    documents: list[ContractDocument] = []
     for source in sources or [str(bundled_specs_dir())]:
         path = Path(source)
         if path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.suffix in SPEC_SUFFIXES and p.is_file())
             if not found:
                 raise SpecError(str(path), "directory holds no .json, .yaml or .yml file")
-            files.extend(found)
+            loaded = []
+            for file in found:
+                try:
+                    loaded.append(load_document(file))
+                except SpecError as error:
+                    if skipped is None:
+                        raise
+                    skipped.append(f"skipped {error}")
+            if not loaded:
+                raise SpecError(str(path), "directory holds no loadable OpenAPI 3.0 file")
+            documents.extend(loaded)
         elif path.is_file():
-            files.append(path)
+            documents.append(load_document(path))
         else:
             raise SpecError(str(path), "no such file or directory")
-    return [load_document(path) for path in files]
+    return documents
+
+
+def served_definitions(documents: list[ContractDocument]) -> SpecSet:
+    """Every document's operations indexed as the fake indexes the same files, in the same
+    order: for a model defined by several files, ``served`` gives the definition it serves."""
+    spec_set = SpecSet()
+    for document in documents:
+        spec_set.sources.append(document.source)
+        for operation in document.operations:
+            spec_set.add(operation)
+    return spec_set
+
+
+def superseded(document: ContractDocument, served: SpecSet) -> dict[str, Operation]:
+    """``METHOD /path`` labels of ``document`` whose every model is served from another file's
+    definition, each with one such definition (the one a skip note names)."""
+    found: dict[str, Operation] = {}
+    for label in document.labels:
+        method, _, path = label.partition(" ")
+        mine = [op for op in document.operations if op.method == method and op.path == path]
+        others = [served.served(op) for op in mine]
+        if all(other is not op for op, other in zip(mine, others, strict=True)):
+            found[label] = others[0]
+    return found
+
+
+def conflict_notes(served: SpecSet) -> list[str]:
+    """One sentence per model defined by several files: which files, and which one is served."""
+    notes = []
+    for kept, others in served.conflicts():
+        names = ", ".join(Path(other.source).name for other in others)
+        differences = _differences(kept, others)
+        notes.append(
+            f"{kept.model!r} on {kept.method} {kept.path} is defined by {Path(kept.source).name} "
+            f"and by {names}{differences}; the fake serves, and the suite checks, "
+            f"{Path(kept.source).name}'s definition"
+        )
+    return notes
+
+
+def _differences(kept: Operation, others: list[Operation]) -> str:
+    found = []
+    for other in others:
+        if other.success_status != kept.success_status:
+            found.append(f"success {kept.success_status} vs {other.success_status}")
+        if (other.success_schema is None) != (kept.success_schema is None):
+            found.append("only one documents its success body")
+        elif other.success_schema != kept.success_schema:
+            found.append("different success bodies")
+        if other.request_schema != kept.request_schema:
+            found.append("different request bodies")
+    return f" ({', '.join(dict.fromkeys(found))})" if found else " (identically)"
 
 
 def load_document(path: Path) -> ContractDocument:

@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..engine.reading import MAX_IMAGES
 from ..http.deviations import CREDITS_PER_USD
+from ..images.tokens import MAX_PIXELS, MAX_SIDE
 from .findings import Finding
 from .guard import CostGuard, Redactor
 from .settings import ContractSettings
@@ -60,6 +62,10 @@ class ContractReport:
     elapsed: float = 0.0
     phase_notes: dict[str, str] = field(default_factory=dict)
     """Why a phase did not run (``stateful``: ``not applicable`` without links)."""
+    spec_problems: list[str] = field(default_factory=list)
+    """Problems of the specs themselves (a model defined by several files), one line each."""
+    limited: dict[str, int] = field(default_factory=dict)
+    """Schema-valid requests the fake refused for one of its documented limits, by operation."""
 
     @property
     def passed(self) -> bool:
@@ -120,6 +126,20 @@ class ContractReport:
                 )
                 if finding.example:
                     lines.append(f"     e.g. {finding.example}")
+        if self.spec_problems:
+            lines.append("")
+            lines.append(f"Spec problems ({len(self.spec_problems)}; not findings):")
+            lines.extend(f"  - {problem}" for problem in self.spec_problems)
+        if self.limited:
+            total = sum(self.limited.values())
+            lines.append("")
+            lines.append(
+                f"Notes: {total} schema-valid request(s) asked for more than the fake draws "
+                f"(its documented limits: sides of 1 to {MAX_SIDE} pixels, at most {MAX_PIXELS:,} "
+                f"pixels, {MAX_IMAGES} images) "
+                "and got its 400 saying so; not findings:"
+            )
+            lines.extend(f"  - {label}: {count}" for label, count in sorted(self.limited.items()))
         if self.errors or any(result.errors for result in self.operations.values()):
             lines.append("")
             lines.append("Errors:")

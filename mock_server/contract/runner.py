@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -20,8 +21,15 @@ from schemathesis.python import asgi
 from ..config import Settings
 from ..http.app import create_app
 from ..http.server import BackgroundServer
-from .checks import RunContext, attach, refusals
-from .documents import ContractDocument, load_documents
+from ..spec.load import SpecSet
+from .checks import RunContext, attach, is_limit_answer, refusals
+from .documents import (
+    ContractDocument,
+    conflict_notes,
+    load_documents,
+    served_definitions,
+    superseded,
+)
 from .findings import Finding, explain
 from .guard import BudgetExhausted, CostGuard, Redactor
 from .report import ContractReport, OperationResult
@@ -47,25 +55,35 @@ def run_contract(settings: ContractSettings) -> ContractReport:
     place, and ``report.guard.sent`` lists the requests that could create images.
     """
     settings.check()
-    documents = load_documents(settings.specs)
+    skipped: list[str] = []
+    documents = load_documents(settings.specs, skipped)
+    served = served_definitions(documents)
     in_process = settings.url is None or settings.dry_run
     key = settings.api_key or (secrets.token_urlsafe(24) if in_process else PLACEHOLDER_KEY)
     redact = Redactor(settings.api_key, key)
     seed = settings.seed if settings.seed is not None else random.randrange(2**31)
     labels = [f"{doc.name} {label}" for doc in documents for label in doc.labels]
+    # Operations served from another file's definition are not run, so they get no share.
+    checked = [
+        f"{doc.name} {label}"
+        for doc in documents
+        for label in doc.labels
+        if label not in superseded(doc, served)
+    ]
     cap = settings.image_request_cap
-    guard = CostGuard.split(cap, _by_priority(labels)) if cap is not None else None
+    guard = CostGuard.split(cap, _by_priority(checked)) if cap is not None else None
     report = ContractReport(
         settings=settings,
         documents=documents,
         operations={label: OperationResult(label) for label in labels},
         seed=seed,
         guard=guard,
+        spec_problems=[*skipped, *conflict_notes(served)],
     )
     started = time.monotonic()
     with _target(settings, documents, key, in_process) as target:
         for document in documents:
-            _run_document(document, settings, target, key, seed, guard, report, redact)
+            _run_document(document, settings, target, key, seed, guard, report, redact, served)
     report.elapsed = time.monotonic() - started
     return report
 
@@ -147,6 +165,7 @@ def _run_document(
     guard: CostGuard | None,
     report: ContractReport,
     redact: Redactor,
+    served: SpecSet,
 ) -> None:
     labels = [f"{document.name} {label}" for label in document.labels]
     examples = settings.examples
@@ -162,15 +181,25 @@ def _run_document(
         # requests as the real run, whose probes may find either.
         schema.adapt_to_null_byte_in_header_failure()
         schema.adapt_to_path_decoder_rejection()
+    skipped: dict[str, str] = {}
+    for label, other in superseded(document, served).items():
+        skipped[f"{document.name} {label}"] = (
+            f"{other.model} is served from {Path(other.source).name}'s definition "
+            "(see the spec problems)"
+        )
     if guard is not None:
-        unfunded = [label for label in labels if guard.allowances.get(label, 0) == 0]
-        for label in unfunded:
-            report.operations[label].skipped = "no share of the cap on image-creating requests"
-        if unfunded:
-            excluded = schema.exclude(name=[label.split(" ", 1)[1] for label in unfunded])
-            assert isinstance(excluded, type(schema))
-            schema = excluded
-    context = RunContext(document, target.downloads, settings.allow_remote, guard)
+        for label in labels:
+            if guard.allowances.get(label, 0) == 0:
+                skipped.setdefault(label, "no share of the cap on image-creating requests")
+    for label, reason in skipped.items():
+        report.operations[label].skipped = reason
+    if len(skipped) == len(labels):
+        return
+    if skipped:
+        excluded = schema.exclude(name=[label.split(" ", 1)[1] for label in skipped])
+        assert isinstance(excluded, type(schema))
+        schema = excluded
+    context = RunContext(document, target.downloads, settings.allow_remote, guard, served)
     collector = _Collector(document, context, report, redact)
     with attach(schema, context):
         for event in from_schema(schema).execute():
@@ -178,6 +207,8 @@ def _run_document(
     for label, (finding_key, sentence, count) in refusals(context).items():
         collector.add("successful_generation", label, finding_key, sentence)
         report.findings[finding_key].cases.update(f"{label}#{n}" for n in range(count))
+    for label, count in context.limited.items():
+        report.limited[label] = report.limited.get(label, 0) + count
 
 
 @dataclass
@@ -242,7 +273,9 @@ class _Collector:
             case = case_node.value if case_node is not None else None
             response = interaction.response if interaction is not None else None
             for node in nodes:
-                if node.failure_info is None:
+                if node.failure_info is None or _refused_for_a_limit(node.name, response):
+                    # A valid request refused for a documented limit of the fake is a note (the
+                    # after_call hook counts it), not a failure of the check.
                     result.passed[node.name] = result.passed.get(node.name, 0) + 1
                 else:
                     result.failed[node.name] = result.failed.get(node.name, 0) + 1
@@ -280,6 +313,17 @@ class _Collector:
             status = f" -> {response.status_code}" if response is not None else ""
             body_text = self.redact.json(case.body)
             finding.example = f"{case.method.upper()} {case.formatted_path} {body_text}{status}"
+
+
+def _refused_for_a_limit(check: str, response: schemathesis.Response | None) -> bool:
+    if check != "positive_data_acceptance" or response is None:
+        return False
+    if "json" not in (response.headers.get("content-type") or [""])[0].lower():
+        return False
+    try:
+        return is_limit_answer(response.json())
+    except ValueError:
+        return False
 
 
 @contextmanager

@@ -20,7 +20,14 @@ from ..images.tokens import decode_image_token, encode_image_tokens
 from ..spec.load import SpecSet
 from ..types import IMAGE_MEDIA_TYPES, JSON, ImageRequest, Operation, Violation
 from .inputs import FetchPolicy, check_image_urls
-from .synthesis import RequestReader, credits_used, success_body_is_plain, success_json
+from .reading import LIMIT_CODE, LIMIT_MESSAGE
+from .synthesis import (
+    RequestReader,
+    credits_used,
+    has_image_slot,
+    success_body_is_plain,
+    success_json,
+)
 from .validation import SchemaValidator, detail_lines, show, summarise, zod_type
 
 
@@ -54,8 +61,9 @@ class ImageService:
             key = id(operation.request_schema)
             if key not in by_schema:
                 by_schema[key] = SchemaValidator(operation.request_schema)
-        # What generate() needs per operation, in one lookup: validator, reader, and the success
-        # schema to synthesise from (None when synthesising adds nothing, as for most specs).
+        # What generate() needs per operation, in one lookup: validator, reader, the success
+        # schema to synthesise from (None when synthesising adds nothing, as for most specs), and
+        # whether its answers carry image URLs at all (a job-shaped body does not).
         self._plans = {
             id(operation): (
                 by_schema[id(operation.request_schema)],
@@ -63,6 +71,7 @@ class ImageService:
                 None
                 if success_body_is_plain(operation.success_schema)
                 else operation.success_schema,
+                has_image_slot(operation.success_schema),
             )
             for operation in spec_set
         }
@@ -139,12 +148,16 @@ class ImageService:
         start from it, or from the configured public URL.
         """
         operation = self.select_operation(method, path, body)
-        validator, reader, success_schema = self._plans[id(operation)]
+        validator, reader, success_schema, has_images = self._plans[id(operation)]
         violations = validator.violations(body)
         if violations:
             raise _invalid(violations)
         assert isinstance(body, dict)  # select_operation made sure
         request = reader.read(body, self._pick_seed)
+        limits = reader.limits(body, request)
+        if limits:
+            # Valid for the spec, but more than the fake draws: said in the envelope, as data.
+            raise ApiError(400, "\n".join([LIMIT_MESSAGE, *detail_lines(limits)]), limits)
         base = (self.settings.public_base_url or base_url).rstrip("/")
         unfetched: tuple[str, ...] = ()
         if "image_urls" in body and "image_urls" in operation.request_schema.get("properties", ()):
@@ -159,18 +172,26 @@ class ImageService:
                 raise _invalid(checked.violations)
             request = dataclasses.replace(request, inputs=checked.images)
             unfetched = checked.unfetched
-        try:
-            tokens = encode_image_tokens(request, self._secret)
-        except ValueError as error:
-            # Only reachable with a spec that allows sizes or seeds the fake cannot draw.
-            problem = Violation((), "custom", f"The fake cannot render this image: {error}")
-            raise _invalid([problem]) from None
-        extension = f".{request.format}"
-        folder = f"{base}{self.image_route}/"
-        urls = [folder + token + extension for token in tokens]
+        urls: list[str] = []
+        if has_images:
+            folder, extension = f"{base}{self.image_route}/", f".{request.format}"
+            urls = [folder + token + extension for token in self._tokens(request)]
         credits = credits_used(operation, request)
-        content = success_json(success_schema, urls, credits)
+        content = success_json(success_schema, urls, credits, request)
         return Generation(operation, request, content, urls, credits, unfetched)
+
+    def _tokens(self, request: ImageRequest) -> list[str]:
+        try:
+            return encode_image_tokens(request, self._secret)
+        except ValueError:
+            # limits() keeps sizes, counts and seeds in range; what is left is a prompt or model
+            # too long for a URL.
+            problem = Violation(
+                ("prompt",),
+                LIMIT_CODE,
+                "aimlapi-mock cannot fit this model name and prompt into an image URL",
+            )
+            raise ApiError(400, f"{LIMIT_MESSAGE}\nprompt: {problem.message}", [problem]) from None
 
     async def image(self, name: str) -> tuple[bytes, str] | None:
         """The bytes and media type of the image behind ``<token>.<format>``; None if unknown."""

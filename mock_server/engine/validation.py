@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import jsonschema_rs
 
 from ..types import JSON, Violation
+from .formats import compiled_formats, format_checker, zod_name
 
 if TYPE_CHECKING:
     from jsonschema import Draft7Validator
@@ -53,7 +54,9 @@ class SchemaValidator:
     def __init__(self, schema: dict[str, Any]) -> None:
         self.schema = schema
         try:
-            compiled = jsonschema_rs.Draft7Validator(schema, validate_formats=False)
+            compiled = jsonschema_rs.Draft7Validator(
+                schema, validate_formats=True, formats=compiled_formats()
+            )
         except jsonschema_rs.ValidationError:
             # Not a valid schema: let jsonschema raise its own SchemaError, as it always did.
             self._check_with_jsonschema(schema)
@@ -106,7 +109,7 @@ class SchemaValidator:
         if self._detailed is None:
             from jsonschema import Draft7Validator
 
-            self._detailed = Draft7Validator(self.schema)
+            self._detailed = Draft7Validator(self.schema, format_checker=format_checker())
         return self._detailed
 
     @staticmethod
@@ -124,7 +127,7 @@ _COMPILED_KEYWORDS = frozenset(
     {
         "required", "type", "enum", "const", "minimum", "exclusiveMinimum", "maximum",
         "exclusiveMaximum", "minLength", "maxLength", "minItems", "maxItems", "minProperties",
-        "maxProperties", "multipleOf", "additionalProperties", "anyOf", "oneOf",
+        "maxProperties", "multipleOf", "additionalProperties", "anyOf", "oneOf", "format",
     }
 )  # fmt: skip
 
@@ -287,7 +290,7 @@ def _violations_of(error: ValidationError | _CompiledError) -> Iterable[Violatio
     elif keyword == "pattern":
         yield violation("invalid_string", f"Invalid string: must match pattern /{expected}/")
     elif keyword == "format":
-        yield violation("invalid_string", f"Invalid {expected}")
+        yield violation("invalid_string", f"Invalid {zod_name(str(expected))}")
     elif keyword == "additionalProperties":
         extra = sorted(set(instance) - set(schema.get("properties", {})))
         keys = ", ".join(show(key) for key in extra)

@@ -83,6 +83,10 @@ def render_placeholder(spec: ImageSpec) -> bytes:
         canvas.save(buffer, "PNG", compress_level=1, pnginfo=_png_info(spec))
     elif spec.format == "jpeg":
         canvas.convert("RGB").save(buffer, "JPEG", quality=_JPEG_QUALITY)
+    elif spec.format == "gif":
+        canvas.save(buffer, "GIF")  # a palette image already: GIF takes it as it is
+    elif spec.format == "tiff":
+        canvas.save(buffer, "TIFF", compression="tiff_deflate")
     else:
         # Lossless at the lowest effort: for flat pictures it is smaller and twice as fast as lossy.
         canvas.convert("RGB").save(buffer, "WEBP", lossless=True, quality=0, method=0)

@@ -48,6 +48,7 @@ from mock_server.types import (
 
 __all__ = [
     "MAX_INDEX",
+    "MAX_PIXELS",
     "MAX_SIDE",
     "MAX_TOKEN_CHARS",
     "PROMPT_CHARS",
@@ -63,6 +64,10 @@ its own prompt."""
 
 MAX_SIDE = 8192
 """The largest width or height a token may carry."""
+
+MAX_PIXELS = 4096 * 4096
+"""The most pixels (width × height) a token may carry: larger images take seconds and hundreds
+of MB to encode (an 8192² WebP: 2.5 s, 0.9 GB)."""
 
 MAX_INDEX = 63
 """The largest image index a token may carry."""
@@ -84,7 +89,13 @@ _DEFLATED_JSON = 0x03
 _HEADER = bytes([_JSON])
 _DEFLATED_HEADER = bytes([_DEFLATED_JSON])
 _MAX_INFLATED_BYTES = 64 * 1024  # well above what MAX_TOKEN_CHARS of deflated JSON holds
-_FORMATS: dict[str, ImageFormat] = {"png": "png", "jpeg": "jpeg", "webp": "webp"}
+_FORMATS: dict[str, ImageFormat] = {
+    "png": "png",
+    "jpeg": "jpeg",
+    "webp": "webp",
+    "gif": "gif",
+    "tiff": "tiff",
+}
 _TOKEN_ALPHABET = re.compile(r"[A-Za-z0-9_-]+")
 _quote_json_string = json.encoder.encode_basestring  # what json.dumps uses with ensure_ascii=False
 
@@ -95,9 +106,9 @@ def encode_image_token(spec: ImageSpec, secret: bytes) -> str:
     The whole prompt is kept unless the token would be longer than ``MAX_TOKEN_CHARS``; then as
     much of it as fits. An input image that was itself an edit loses its own inputs, and the
     input's prompt is cut to ``PROMPT_CHARS``. Raises ``ValueError`` for a spec that
-    :func:`decode_image_token` would reject (a side outside 1..``MAX_SIDE``, an index outside
-    0..``MAX_INDEX``, a negative seed, an unknown format, more than ``MAX_INPUTS`` inputs, a
-    token too long even with the prompt cut).
+    :func:`decode_image_token` would reject (a side outside 1..``MAX_SIDE``, more than
+    ``MAX_PIXELS``, an index outside 0..``MAX_INDEX``, a negative seed, an unknown format, more
+    than ``MAX_INPUTS`` inputs, a token too long even with the prompt cut).
     """
     problem = _problem(spec)
     if problem is not None:
@@ -299,7 +310,12 @@ def _input_from_fields(item: list[Any]) -> InputImage | None:
 
 
 def _problem_of(width: int, height: int, index: int, seed: int, image_format: str) -> str | None:
-    if 1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE and 0 <= index <= MAX_INDEX:
+    if (
+        1 <= width <= MAX_SIDE
+        and 1 <= height <= MAX_SIDE
+        and 0 <= index <= MAX_INDEX
+        and width * height <= MAX_PIXELS
+    ):
         pass
     else:
         for name, value, low, high in (
@@ -309,6 +325,7 @@ def _problem_of(width: int, height: int, index: int, seed: int, image_format: st
         ):
             if not low <= value <= high:
                 return f"{name} {value!r} is outside {low}..{high}"
+        return f"{width}×{height} is more than {MAX_PIXELS} pixels"
     if seed < 0:
         return f"seed {seed!r} is negative"
     if image_format not in _FORMATS:

@@ -3,9 +3,12 @@
 Many documents may share one path (upstream publishes one file per model, all on
 ``POST /v1/images/generations``); the request body's ``model`` enum tells them apart.
 
-Rule for a model defined twice on the same method and path: the first definition loaded wins
-and a warning names both files. Files are loaded in the order given; a directory contributes
-its ``.json``, ``.yaml`` and ``.yml`` files (searched recursively) in sorted path order.
+Rule for a model defined by several files on the same method and path (see
+:func:`preferred_definition`): a definition that documents its success body wins over one that
+does not; between definitions alike in that, the first loaded wins. A warning names the files and
+the one served. Files are loaded in the order given; a directory contributes its ``.json``,
+``.yaml`` and ``.yml`` files (searched recursively) in sorted path order. The contract kit applies
+the same rule through :class:`SpecSet`, so it checks the fake against the definition it serves.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
 import yaml
 
 from ..errors import SpecError
@@ -35,6 +39,8 @@ class SpecSet:
     operations: dict[tuple[str, str], dict[str, Operation]] = field(default_factory=dict)
     sources: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    definitions: dict[tuple[str, str, str], list[Operation]] = field(default_factory=dict)
+    """Every definition of each ``(METHOD, path, model)``, in load order."""
 
     @property
     def models(self) -> list[str]:
@@ -56,15 +62,56 @@ class SpecSet:
             yield from by_model.values()
 
     def add(self, operation: Operation) -> None:
+        """Index ``operation``; for a model defined already, :func:`preferred_definition` picks."""
+        key = (operation.method, operation.path, operation.model)
+        defined = self.definitions.setdefault(key, [])
+        defined.append(operation)
         by_model = self.operations.setdefault((operation.method, operation.path), {})
         existing = by_model.get(operation.model)
-        if existing is not None:
-            self.warnings.append(
-                f"{operation.source}: model {operation.model!r} on {operation.method} "
-                f"{operation.path} is already defined by {existing.source}; keeping that one"
-            )
+        if existing is None:
+            by_model[operation.model] = operation
             return
-        by_model[operation.model] = operation
+        served = preferred_definition(defined)
+        by_model[operation.model] = served
+        other = existing if served is operation else operation
+        self.warnings.append(
+            f"model {operation.model!r} on {operation.method} {operation.path} is defined by "
+            f"{existing.source} and by {operation.source}; serving {served.source}'s definition "
+            f"({_why_preferred(served, other)})"
+        )
+
+    def conflicts(self) -> list[tuple[Operation, list[Operation]]]:
+        """(served definition, the others) for each model defined by more than one file."""
+        found = []
+        for (method, path, model), defined in self.definitions.items():
+            if len(defined) > 1:
+                served = self.operations[(method, path)][model]
+                found.append((served, [other for other in defined if other is not served]))
+        return found
+
+    def served(self, operation: Operation) -> Operation:
+        """The definition served for ``operation``'s method, path and model (maybe itself)."""
+        by_model = self.operations.get((operation.method, operation.path), {})
+        return by_model.get(operation.model, operation)
+
+
+def preferred_definition(definitions: Sequence[Operation]) -> Operation:
+    """Which of several definitions of one model on one method and path is served.
+
+    One that documents its success response body wins over one that does not: in the API's
+    published family the older, generated files document a bare ``201`` with no body, and the
+    newer ones document the answer clients read (``data``, ``meta.usage``), so this serves what
+    the API answers today. Between definitions alike in that, the first loaded wins, so the order
+    of ``--spec`` options decides, as it always has.
+    """
+    documented = [op for op in definitions if op.success_schema is not None]
+    return (documented or list(definitions))[0]
+
+
+def _why_preferred(served: Operation, other: Operation) -> str:
+    if served.success_schema is not None and other.success_schema is None:
+        return "it documents its success body"
+    return "loaded first"
 
 
 def bundled_specs_dir() -> Path:
@@ -185,6 +232,7 @@ def _operations(
     if raw_schema is None:
         return
     request_schema = to_json_schema(raw_schema, document, f"{source}: {where} request body")
+    _check_schema(request_schema, source, f"{where} request body")
     models = _model_enum(request_schema)
     if not models:
         return
@@ -200,8 +248,11 @@ def _operations(
         response_schemas[status] = (
             None
             if schema is None
-            else to_json_schema(schema, document, f"{source}: {where} response {status_key}")
+            else to_json_schema(
+                schema, document, f"{source}: {where} response {status_key}", response=True
+            )
         )
+        _check_schema(response_schemas[status], source, f"{where} response {status_key}")
     successes = sorted(status for status in response_schemas if 200 <= status < 300)
     success_status = successes[0] if successes else 200
 
@@ -222,6 +273,20 @@ def _operations(
             response_schemas=response_schemas,
             credits_per_megapixel=credits,
         )
+
+
+def _check_schema(schema: dict[str, Any] | None, source: str, where: str) -> None:
+    """Refuse a schema no validator can use (``type: strnig``, ``minimum: "5"``, a broken
+    pattern), naming the place, instead of failing later with a validator's traceback."""
+    if schema is None:
+        return
+    try:
+        jsonschema_rs.Draft7Validator(schema)
+    except jsonschema_rs.ValidationError as error:
+        at = "/".join(map(str, error.instance_path))
+        raise SpecError(
+            source, f"{where}: not a usable schema: {error.message}" + (f" at {at}" if at else "")
+        ) from None
 
 
 def _json_schema_of(holder: Any) -> Any:

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 import requests
 import schemathesis
+import yaml
 from schemathesis import HookContext
 
 from mock_server.contract import ContractError, ContractSettings, is_loopback, run_contract
@@ -15,6 +16,7 @@ from mock_server.contract.documents import load_documents
 from mock_server.contract.findings import renamed_fields, undocumented_fields
 from mock_server.contract.guard import BudgetExhausted, CostGuard, Redactor
 from mock_server.contract.runner import engine_config
+from mock_server.errors import SpecError
 from mock_server.spec.load import bundled_specs_dir
 from tests.conftest import SPECS
 from tests.served import serve_fake
@@ -354,3 +356,84 @@ def test_renamed_and_undocumented_fields() -> None:
     extra = {"meta": {"usage": {"credits_used": 1, "usd_spent": 0.1}}, "created": 1}
     assert list(undocumented_fields(extra, schema)) == ["created", "meta.usage.usd_spent"]
     assert list(undocumented_fields({"meta": None}, schema)) == []
+
+
+FAMILY = SPECS / "family"
+
+
+def test_a_model_in_several_files_is_checked_against_the_definition_served() -> None:
+    report = run_contract(quick(specs=(str(FAMILY / "dup-model"),), max_examples=3))
+    assert report.passed, report.summary()
+    skipped = {label: result.skipped for label, result in report.operations.items()}
+    assert skipped == {
+        "a-older.yaml POST /v1/images/generations": (
+            "test/twice is served from b-newer.yaml's definition (see the spec problems)"
+        ),
+        "b-newer.yaml POST /v1/images/generations": None,
+        "c-edit-strict.yaml POST /v1/images/edits": None,
+        "d-edit-lenient.yaml POST /v1/images/edits": (
+            "test/edit-twice is served from c-edit-strict.yaml's definition (see the spec problems)"
+        ),
+    }
+    assert len(report.spec_problems) == 2
+    assert report.spec_problems[0] == (
+        "'test/twice' on POST /v1/images/generations is defined by b-newer.yaml and by "
+        "a-older.yaml (success 200 vs 201, only one documents its success body, different "
+        "request bodies); the fake serves, and the suite checks, b-newer.yaml's definition"
+    )
+    summary = report.summary()
+    assert (
+        summary.count("'test/twice' on POST") == 1 and "Spec problems (2; not findings)" in summary
+    )
+
+
+def test_a_documented_limit_of_the_fake_is_a_note_not_a_finding(tmp_path: Path) -> None:
+    document = yaml.safe_load((FAMILY / "bare-201-unbounded.yaml").read_text())
+    body = document["paths"]["/v1/images/generations"]["post"]["requestBody"]
+    size = body["content"]["application/json"]["schema"]["properties"]["image_size"]
+    size["anyOf"] = [size["anyOf"][0]]  # no preset: only the object form
+    size.pop("default")
+    size["anyOf"][0]["properties"]["width"] = {"type": "integer", "minimum": 9000}
+    body["content"]["application/json"]["schema"]["required"].append("image_size")
+    (tmp_path / "too-wide.yaml").write_text(yaml.safe_dump(document))
+    report = run_contract(quick(specs=(str(tmp_path / "too-wide.yaml"),), max_examples=3))
+    assert report.passed, report.summary()
+    assert report.limited["too-wide.yaml POST /v1/images/generations"] > 0
+    assert "asked for more than the fake draws" in report.summary()
+
+
+def test_files_a_directory_holds_that_cannot_be_used_are_skipped_with_a_note() -> None:
+    report = run_contract(quick(specs=(str(SPECS / "mixed-dir"),), max_examples=2))
+    assert report.passed, report.summary()
+    (problem,) = report.spec_problems
+    assert problem.startswith("skipped ") and "bad.yaml: 'paths' must be a mapping" in problem
+    with pytest.raises(SpecError, match=r"bad\.yaml"):
+        load_documents([str(SPECS / "mixed-dir")])
+
+
+def test_every_test_spec_passes_the_contract_suite() -> None:
+    """The fake is its own first customer: every shape in tests/specs (the family's shapes in
+    tests/specs/family, one model in several files, unusable files in directories) passes every
+    phase with no finding, and every operation not superseded by another file's definition got
+    requests and at least one success."""
+    report = run_contract(ContractSettings(specs=(str(SPECS),), max_examples=3, seed=14))
+    assert report.passed, report.summary()
+    assert not report.findings and not report.errors
+    for label, result in report.operations.items():
+        assert result.skipped or result.requests > 0, label
+        if result.skipped:
+            assert "definition (see the spec problems)" in result.skipped, label
+    assert sum(problem.startswith("skipped ") for problem in report.spec_problems) == 7
+    assert sum(" is defined by " in problem for problem in report.spec_problems) == 4
+
+
+def test_the_cost_guard_shares_the_cap_only_among_operations_it_runs() -> None:
+    report = run_contract(
+        quick(specs=(str(FAMILY / "dup-model"),), dry_run=True, real=True, max_requests=4)
+    )
+    assert report.guard is not None
+    assert set(report.guard.allowances) == {
+        "b-newer.yaml POST /v1/images/generations",
+        "c-edit-strict.yaml POST /v1/images/edits",
+    }
+    assert report.guard.cap == 4

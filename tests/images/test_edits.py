@@ -64,18 +64,24 @@ async def test_remote_urls_are_accepted_unfetched(client: httpx.AsyncClient) -> 
 async def test_bad_image_urls_get_a_400_naming_each_item(client: httpx.AsyncClient) -> None:
     url = await generated_url(client)
     tampered = url.replace("/files/", "/files/x")
-    response = await post(client, "flux-2-edit", image_urls=[url, "iVBORw0KGgo=", tampered])
+    # Bare base64 is no URI: the schema's format: uri refuses it, before the images are looked at.
+    bare = await post(client, "flux-2-edit", image_urls=[url, "iVBORw0KGgo="])
+    assert bare.status_code == 400
+    lines = bare.json()["message"].splitlines()
+    assert lines == ["Body validation error", "image_urls.1: Invalid url, received 'iVBORw0KGgo='"]
+    response = await post(client, "flux-2-edit", image_urls=[url, tampered, "ftp://x/a.png"])
     assert response.status_code == 400
     body = response.json()
     lines = body["message"].splitlines()
     assert lines[0] == "Body validation error"
-    assert lines[1].startswith("image_urls.1: Invalid url: expected an http(s) URL")
-    assert lines[2].startswith("image_urls.2: Unknown image URL: it points at this fake")
+    assert lines[1].startswith("image_urls.1: Unknown image URL: it points at this fake")
+    assert lines[2].startswith("image_urls.2: Invalid url: expected an http(s) URL")
     assert [v["field"] for v in body["violations"]] == ["image_urls.1", "image_urls.2"]
 
 
 async def test_schema_problems_come_before_image_checks(client: httpx.AsyncClient) -> None:
-    response = await post(client, "flux-2-edit", image_urls=["nope"], image_size="huge")
+    tampered = (await generated_url(client)).replace("/files/", "/files/x")
+    response = await post(client, "flux-2-edit", image_urls=[tampered], image_size="huge")
     assert response.status_code == 400
     assert [v["field"] for v in response.json()["violations"]] == ["image_size"]
 

@@ -14,7 +14,7 @@ from mock_server.images.render import ImageCache, render_placeholder
 from mock_server.types import ImageFormat, ImageSpec
 
 SPEC = ImageSpec("blackforestlabs/flux-2", "a red fox in the snow", 1024, 768, "png", 42, 0)
-PIL_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
+PIL_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP", "gif": "GIF", "tiff": "TIFF"}
 SIZES = [(512, 512), (1024, 768), (1472, 512), (512, 2048), (2048, 512), (2048, 2048), (1, 1)]
 
 
@@ -24,7 +24,7 @@ def open_image(data: bytes) -> Image.Image:
     return image
 
 
-@pytest.mark.parametrize("image_format", ["png", "jpeg", "webp"])
+@pytest.mark.parametrize("image_format", sorted(PIL_FORMATS))
 @pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
 def test_exact_size_and_format(size: tuple[int, int], image_format: ImageFormat) -> None:
     width, height = size
@@ -47,7 +47,7 @@ def test_odd_sizes_render(size: tuple[int, int]) -> None:
     )
 
 
-@pytest.mark.parametrize("image_format", ["png", "jpeg", "webp"])
+@pytest.mark.parametrize("image_format", sorted(PIL_FORMATS))
 def test_same_spec_gives_identical_bytes(image_format: ImageFormat) -> None:
     spec = dataclasses.replace(SPEC, format=image_format)
     assert render_placeholder(spec) == render_placeholder(spec)

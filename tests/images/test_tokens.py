@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from mock_server.images.tokens import (
     MAX_INPUTS,
+    MAX_PIXELS,
     MAX_TOKEN_CHARS,
     PROMPT_CHARS,
     SIGNATURE_BYTES,
@@ -33,10 +34,10 @@ specs = st.builds(
     prompt=st.text(max_size=300),
     width=st.integers(1, 8192),
     height=st.integers(1, 8192),
-    format=st.sampled_from(["png", "jpeg", "webp"]),
+    format=st.sampled_from(["png", "jpeg", "webp", "gif", "tiff"]),
     seed=st.integers(0, 2**64),
     index=st.integers(0, 63),
-)
+).filter(lambda spec: spec.width * spec.height <= MAX_PIXELS)
 
 
 def sign(message: bytes, secret: bytes = SECRET) -> str:
@@ -91,7 +92,7 @@ requests = st.builds(
     prompt=st.text(max_size=300),
     width=st.integers(-2, 8200),
     height=st.integers(1, 8192),
-    format=st.sampled_from(["png", "jpeg", "webp", "gif"]),
+    format=st.sampled_from(["png", "jpeg", "webp", "bmp"]),
     seed=st.integers(-1, 2**64),
     count=st.integers(0, 66),
 )
@@ -204,7 +205,8 @@ def test_truncated_or_extended_tokens_are_rejected() -> None:
         ["m", "p", 1024, 768, "png", 1, 64],
         ["m", "p", 1024, 768, "png", 1, -1],
         ["m", "p", 1024, 768, "png", -1, 0],
-        ["m", "p", 1024, 768, "gif", 1, 0],
+        ["m", "p", 8192, 8192, "png", 1, 0],
+        ["m", "p", 1024, 768, "bmp", 1, 0],
         ["m", "p", 1024, 768, None, 1, 0],
         ["m", "p", 1024.0, 768, "png", 1, 0],
         ["m", "p", True, 768, "png", 1, 0],
@@ -222,6 +224,7 @@ def test_truncated_or_extended_tokens_are_rejected() -> None:
         "index-too-big",
         "negative-index",
         "negative-seed",
+        "too-many-pixels",
         "unknown-format",
         "null-format",
         "float-width",
@@ -265,10 +268,19 @@ def test_signed_but_unreadable_payloads_are_rejected(message: bytes) -> None:
         dataclasses.replace(SPEC, height=8193),
         dataclasses.replace(SPEC, index=64),
         dataclasses.replace(SPEC, seed=-1),
-        dataclasses.replace(SPEC, format="gif"),  # type: ignore[arg-type]
+        dataclasses.replace(SPEC, width=4097, height=4096),
+        dataclasses.replace(SPEC, format="bmp"),  # type: ignore[arg-type]
         dataclasses.replace(SPEC, model=random.Random(0).randbytes(4000).hex()),
     ],
-    ids=["zero-width", "height-too-big", "index-too-big", "negative-seed", "gif", "token-too-long"],
+    ids=[
+        "zero-width",
+        "height-too-big",
+        "index-too-big",
+        "negative-seed",
+        "too-many-pixels",
+        "bmp",
+        "token-too-long",
+    ],
 )
 def test_specs_a_token_cannot_carry_are_refused(spec: ImageSpec) -> None:
     with pytest.raises(ValueError, match="cannot encode"):
@@ -421,7 +433,7 @@ def test_deflated_token_helper_makes_valid_tokens() -> None:
         [*FIELDS, [["issued", "m", "p", 0, 768, "png", 1, 0]]],
         [*FIELDS, [["issued", "m", "p" * 121, 1024, 768, "png", 1, 0]]],
         [*FIELDS, [["remote", "u"]] * 9],
-        ["m", "p", 1024, 768, "gif", 1, 0, []],
+        ["m", "p", 1024, 768, "avif", 1, 0, []],
     ],
     ids=[
         "no-inputs-field",
