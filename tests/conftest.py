@@ -1,4 +1,5 @@
 import os
+import tempfile
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -9,6 +10,10 @@ from mock_server import Settings, SpecSet, create_app, load_specs
 from mock_server.http.app import FakeApp
 
 SPECS = Path(__file__).parent / "specs"
+
+# The installation's URL secret (and anything else cached) goes to a directory of this run, for
+# the tests here and the servers they start.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="aimlapi-mock-cache-")
 AUTH = {"Authorization": "Bearer test-key"}
 
 

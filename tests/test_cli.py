@@ -106,6 +106,14 @@ def test_settings_survive_the_trip_through_the_environment() -> None:
         faults=("code=503, times=2", "code=429"),
         latency="fixed=0.1",
         deviations=("status-201", "usd-spent"),
+        render_memory_bytes=7,
+        journal_bytes=100,
+        journal_body_bytes=10,
+        redact_headers=("x-session", "x-other"),
+        admin_token="t0k",
+        max_header_bytes=2048,
+        header_timeout=1.5,
+        body_timeout=2.5,
     )
     defaults = Settings()
     untried = [
@@ -202,6 +210,6 @@ def test_every_setting_is_declared_once_and_reachable_everywhere() -> None:
         ("k",),
         ("code=503",),
     )
-    for name in ("host", "port", "workers"):
+    for name in ("host", "port", "workers", "admin_token", "max_header_bytes"):
         with pytest.raises(ConfigError, match=f"unknown option '{name}'"):
             Settings().changed({name: 1})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -15,6 +17,7 @@ from ..engine.ids import new_request_id
 from ..engine.service import ImageService
 from ..errors import ApiError
 from ..images.memory import return_large_blocks_to_the_system
+from ..images.url_secret import installation_secret
 from ..spec.load import SpecSet, load_specs
 from .admin import admin_routes, as_response
 from .answers import error_answer, method_not_allowed, not_found
@@ -28,9 +31,16 @@ class FakeApp:
     def __init__(
         self, settings: Settings, spec_set: SpecSet, observers: tuple[Observer, ...] = ()
     ) -> None:
+        if not settings.url_secret:
+            settings = replace(settings, url_secret=installation_secret())
         self.settings = settings
         self.service = ImageService(settings, spec_set)
-        self.journal = Journal(settings.journal_size)
+        self.journal = Journal(
+            settings.journal_size,
+            settings.journal_bytes,
+            settings.journal_body_bytes,
+            settings.redact_headers,
+        )
         self.faults = FaultPlan(settings.faults, settings.latency)
         routes = (
             admin_routes(settings, spec_set, self.journal, self.faults) if settings.admin else []

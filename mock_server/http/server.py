@@ -2,12 +2,47 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from types import TracebackType
+from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
+
+from .protocol import GuardedHttpProtocol
+
+GRACEFUL_SHUTDOWN_SECONDS = 3
+"""Backstop: requests a shutdown has not ended by then are cancelled (they are cut at 1.5 s)."""
+
+
+def uvicorn_config(app: ASGIApp | str, host: str, port: int, **options: Any) -> uvicorn.Config:
+    """uvicorn's configuration for serving the fake: its guarded HTTP protocol, no lifespan."""
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=GuardedHttpProtocol,
+        lifespan="off",
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        **{"log_level": "warning", "access_log": False, **options},
+    )
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port`` as uvicorn would make it; raises OSError."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+        sock.set_inheritable(True)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 class BackgroundServer:
@@ -20,9 +55,7 @@ class BackgroundServer:
     """
 
     def __init__(self, app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> None:
-        config = uvicorn.Config(
-            app, host=host, port=port, log_level="warning", access_log=False, lifespan="off"
-        )
+        config = uvicorn_config(app, host, port)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="aimlapi-mock", daemon=True)
         self.host = host
