@@ -138,18 +138,15 @@ def serve(settings: Settings, *, log_level: str = "info", access_log: bool = Tru
     settings = replace(settings, port=int(sock.getsockname()[1]))
     if not settings.url_secret:  # workers share one, and never see the file fail differently
         settings = replace(settings, url_secret=installation_secret())
-    exposed = not is_loopback(settings.host)
-    if exposed and settings.admin and settings.admin_token is None:
-        settings = replace(settings, admin_token=secrets.token_urlsafe(24))
+    settings, warnings = exposure(settings)
     shown_host = f"[{settings.host}]" if ":" in settings.host else settings.host
     print(f"{PROG} {__version__} serving http://{shown_host}:{settings.port}", flush=True)
     for line in models_summary(spec_set):
         print(f"  {line}", flush=True)
     for name in settings.deviations:
         print(f"  deviation {name}: {DEVIATIONS[name]}", flush=True)
-    if exposed:
-        for line in exposure_warning(settings):
-            print(f"{PROG}: warning: {line}", file=sys.stderr, flush=True)
+    for line in warnings:
+        print(f"{PROG}: warning: {line}", file=sys.stderr, flush=True)
     # Each request is shown by the fake's own batched log: uvicorn's access log would cost the
     # fake ~40 % of its throughput. Info level shows it; --no-access-log or a quieter level not.
     show_requests = access_log and log_level in ("info", "debug")
@@ -196,13 +193,22 @@ def is_loopback(host: str) -> bool:
     if host.lower() == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
-def exposure_warning(settings: Settings) -> list[str]:
-    """What other machines can reach when the fake listens on a non-loopback address."""
+def exposure(settings: Settings) -> tuple[Settings, list[str]]:
+    """``settings`` with an admin token made up if other machines can reach the admin routes
+    and none was given; and the warnings to print about what they can reach (none on loopback).
+    """
+    if is_loopback(settings.host):
+        return settings, []
+    made_up = settings.admin and settings.admin_token is None
+    if made_up:
+        settings = replace(settings, admin_token=secrets.token_urlsafe(24))
     lines = [
         f"listening on {settings.host}, not loopback: other machines can reach the fake API "
         "and its image URLs"
@@ -212,11 +218,11 @@ def exposure_warning(settings: Settings) -> list[str]:
             "the admin routes under /__mock/ (the journal of request bodies, fault and latency "
             "controls) are exposed too; they need 'Authorization: Bearer <admin token>'"
         )
-        if settings.admin_token is not None and "AIMLAPI_MOCK_ADMIN_TOKEN" not in os.environ:
-            lines.append(f"admin token: {settings.admin_token}")
+        if made_up:
+            lines.append(f"admin token (made up for this run): {settings.admin_token}")
     if settings.auth == "any":
         lines.append("any bearer token is accepted (--auth KEY to require yours)")
-    return lines
+    return settings, lines
 
 
 def models_summary(spec_set: SpecSet) -> list[str]:
