@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import socket
 import threading
 import time
@@ -19,6 +21,7 @@ GRACEFUL_SHUTDOWN_SECONDS = 3
 
 def uvicorn_config(app: ASGIApp | str, host: str, port: int, **options: Any) -> uvicorn.Config:
     """uvicorn's configuration for serving the fake: its guarded HTTP protocol, no lifespan."""
+    _quiet_cancellations()
     return uvicorn.Config(
         app,
         host=host,
@@ -28,6 +31,21 @@ def uvicorn_config(app: ASGIApp | str, host: str, port: int, **options: Any) -> 
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         **{"log_level": "warning", "access_log": False, **options},
     )
+
+
+class _CancelledAtExit(logging.Filter):
+    """Drops uvicorn's traceback for a request cancelled because the server is quitting (a
+    second Ctrl-C): the request was cut on purpose, nothing went wrong."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, asyncio.CancelledError)
+
+
+def _quiet_cancellations() -> None:
+    logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(known, _CancelledAtExit) for known in logger.filters):
+        logger.addFilter(_CancelledAtExit())
 
 
 def bind(host: str, port: int) -> socket.socket:
