@@ -147,7 +147,9 @@ def served(request: pytest.FixtureRequest) -> Iterator[tuple[str, list[str]]]:
             try:
                 requests.get(base_url + "/", timeout=1)
                 break
-            except requests.ConnectionError:
+            # The port is bound before "serving" is printed: workers still starting leave the
+            # connection waiting rather than refused.
+            except (requests.ConnectionError, requests.Timeout):
                 if time.monotonic() > deadline or process.poll() is not None:
                     raise
                 time.sleep(0.05)

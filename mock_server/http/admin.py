@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from urllib.parse import urlsplit
 
@@ -33,6 +34,8 @@ MAX_ADMIN_BODY_BYTES = 64 * 1024
 PAGE_SIZE = 100
 """Journal entries ``GET /__mock/requests`` returns when no ``limit`` is given."""
 MAX_PAGE_SIZE = 1000
+PAGE_BYTES = 4 * 1024 * 1024
+"""A page also ends before the entries in it hold more than this (bodies and headers)."""
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SIMPLE_MEDIA_TYPES = frozenset(
     {"text/plain", "application/x-www-form-urlencoded", "multipart/form-data"}
@@ -74,7 +77,8 @@ def admin_routes(
         )
 
     async def list_requests(request: Request) -> Response:
-        """One page of the journal, oldest first; ``limit`` (100), ``offset`` and ``model``.
+        """One page of the journal, oldest first; ``limit`` (100), ``offset`` and ``model``; a
+        page also ends before its entries hold more than :data:`PAGE_BYTES`.
 
         ``X-Total-Count`` says how many entries match, a ``Link`` header names the next page.
         Serialised in a worker thread, so a large page does not hold other clients up.
@@ -84,6 +88,7 @@ def admin_routes(
         offset = _count(query, "offset", 0, None)
         limit = _count(query, "limit", PAGE_SIZE, MAX_PAGE_SIZE)
         entries, total = journal.page(offset, limit, model=model)
+        entries = _within_bytes(entries, PAGE_BYTES)
         content = await to_thread.run_sync(_serialise, entries)
         headers = {"X-Total-Count": str(total)}
         if offset + len(entries) < total:
@@ -266,10 +271,24 @@ def _count(query: Mapping[str, str], name: str, default: int, most: int | None) 
     return int(text)
 
 
+def _within_bytes(entries: list[JournalEntry], most: int) -> list[JournalEntry]:
+    """The first of ``entries`` that together hold at most ``most`` bytes (at least one)."""
+    held = 0
+    for count, entry in enumerate(entries):
+        held += entry.size
+        if held > most and count:
+            return entries[:count]
+    return entries
+
+
 def _serialise(entries: list[JournalEntry]) -> bytes:
-    return json.dumps(
-        [entry.as_json() for entry in entries], ensure_ascii=False, separators=(",", ":")
-    ).encode("utf-8")
+    """The entries as a JSON list, one entry at a time: the event loop's thread gets the GIL
+    between two entries, so other clients are not held up for the whole page."""
+    pieces = []
+    for entry in entries:
+        pieces.append(json.dumps(entry.as_json(), ensure_ascii=False, separators=(",", ":")))
+        time.sleep(0)  # let the event loop run
+    return ("[" + ",".join(pieces) + "]").encode("utf-8")
 
 
 def as_response(answer: Answer) -> Response:
