@@ -124,6 +124,7 @@ def serve(settings: Settings, *, log_level: str = "info", access_log: bool = Tru
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
+    from .controls.shared import SHARED_STATE_VARIABLE, shared_store
     from .http.app import create_app
     from .http.request_log import ENV_VARIABLE as REQUEST_LOG_VARIABLE
     from .http.request_log import RequestLog
@@ -156,7 +157,8 @@ def serve(settings: Settings, *, log_level: str = "info", access_log: bool = Tru
         config = uvicorn_config(app, settings.host, settings.port, log_level=log_level)
         uvicorn.Server(config).run(sockets=[sock])
     else:
-        # Each worker process builds its own app from the same settings, via the environment.
+        # Each worker process builds its own app from the same settings, via the environment,
+        # and shares the journal and fault controls with the others through the store.
         os.environ.update(settings.to_env())
         os.environ[REQUEST_LOG_VARIABLE] = "on" if show_requests else "off"
         config = uvicorn_config(
@@ -167,7 +169,9 @@ def serve(settings: Settings, *, log_level: str = "info", access_log: bool = Tru
             workers=settings.workers,
             log_level=log_level,
         )
-        Multiprocess(config, sockets=[sock]).run()
+        with shared_store(settings.faults, settings.latency) as directory:
+            os.environ[SHARED_STATE_VARIABLE] = str(directory)
+            Multiprocess(config, sockets=[sock]).run()
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 
 from starlette.applications import Starlette
@@ -13,6 +14,7 @@ from starlette.types import Receive, Scope, Send
 from ..config import Settings
 from ..controls.faults import FaultPlan
 from ..controls.journal import Journal
+from ..controls.shared import SHARED_STATE_VARIABLE, SharedJournal, SharedPlan, SharedStore
 from ..engine.ids import new_request_id
 from ..engine.service import ImageService
 from ..errors import ApiError
@@ -29,19 +31,28 @@ class FakeApp:
     """The ASGI app of one fake: its engine, journal and fault plan, and the pipeline over them."""
 
     def __init__(
-        self, settings: Settings, spec_set: SpecSet, observers: tuple[Observer, ...] = ()
+        self,
+        settings: Settings,
+        spec_set: SpecSet,
+        observers: tuple[Observer, ...] = (),
+        shared: SharedStore | None = None,
     ) -> None:
         if not settings.url_secret:
             settings = replace(settings, url_secret=installation_secret())
         self.settings = settings
         self.service = ImageService(settings, spec_set)
-        self.journal = Journal(
+        limits = (
             settings.journal_size,
             settings.journal_bytes,
             settings.journal_body_bytes,
             settings.redact_headers,
         )
-        self.faults = FaultPlan(settings.faults, settings.latency)
+        if shared is None:
+            self.journal = Journal(*limits)
+            self.faults = FaultPlan(settings.faults, settings.latency)
+        else:  # one of several workers: the store holds what the admin routes show and change
+            self.journal = SharedJournal(shared, *limits)
+            self.faults = SharedPlan(shared)
         routes = (
             admin_routes(settings, spec_set, self.journal, self.faults) if settings.admin else []
         )
@@ -87,7 +98,9 @@ def create_app_from_env() -> FakeApp:
 
     return_large_blocks_to_the_system()
     settings = Settings.from_env()
-    return create_app(settings, observers=RequestLog.from_env())
+    directory = os.environ.get(SHARED_STATE_VARIABLE)
+    shared = SharedStore(directory) if directory else None
+    return FakeApp(settings, load_specs(settings.specs), RequestLog.from_env(), shared)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
