@@ -67,6 +67,7 @@ def test_the_journal_and_counted_faults_span_the_workers() -> None:
     try:
         workers = _worker_pids(process.pid, 2)
         _wait_until_serving(port)
+        time.sleep(0.3)  # the probe is journalled just after it is answered: before the reset
         first, second = workers
         with only(second, workers):
             assert call(port, "POST", "/__mock/reset")[0] == 204  # for both workers
