@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from mock_server import Settings, create_app
+from mock_server.http.protocol import Limits
 from mock_server.http.server import BackgroundServer
 
 GENERATIONS = "/v1/images/generations"
@@ -204,3 +205,21 @@ def test_malformed_http_gets_the_envelope(server: BackgroundServer, raw: bytes) 
     assert status == 400
     assert headers["content-type"].startswith("application/json")
     assert "Bad Request" in envelope(400, body)
+
+
+def test_idle_connections_beyond_the_bound_make_room_for_new_clients() -> None:
+    app = create_app(Settings())
+    background = BackgroundServer(app)
+    # What a 1,024-descriptor process gets (~960), scaled down: 20 connections.
+    background._server.config._aimlapi_mock_limits = Limits(65536, 10.0, 30.0, 20)  # type: ignore[attr-defined]
+    with background as server:
+        crowd = [connect(server) for _ in range(40)]
+        try:
+            status, _, _ = exchange(server, post(VALID))
+            assert status == 200
+            closed = sum(closed_within(sock, 0.05) for sock in crowd)
+            assert closed >= 20  # the longest idle went first
+            assert not closed_within(crowd[-1], 0.05)  # the newest idle one is still open
+        finally:
+            for sock in crowd:
+                sock.close()
