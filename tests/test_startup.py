@@ -174,12 +174,3 @@ def test_output_into_a_closed_pipe_is_not_an_error(tmp_path: Path) -> None:
     piped.stderr.close()
     assert piped.wait(timeout=120) == 0, err
     assert "Traceback" not in err and "BrokenPipe" not in err
-
-
-def test_an_unknown_check_lists_the_valid_ones() -> None:
-    result = subprocess.run(
-        [*CLI, "contract", "--exclude-check", "nope"], capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 2
-    assert "unknown check 'nope'" in result.stderr
-    assert "not_a_server_error" in result.stderr and "one_entry_per_image" in result.stderr
