@@ -1,4 +1,6 @@
+import atexit
 import os
+import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -14,6 +16,7 @@ SPECS = Path(__file__).parent / "specs"
 # The installation's URL secret (and anything else cached) goes to a directory of this run, for
 # the tests here and the servers they start.
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="aimlapi-mock-cache-")
+atexit.register(shutil.rmtree, os.environ["XDG_CACHE_HOME"], ignore_errors=True)
 AUTH = {"Authorization": "Bearer test-key"}
 
 
