@@ -239,6 +239,16 @@ class SharedPlan(FaultPlan):
     # Read by the request pipeline: each look syncs with the other workers first.
 
     @property
+    def rules(self) -> list[FaultRule]:
+        self._sync()
+        return super().rules
+
+    @property
+    def latency(self) -> Latency | None:
+        self._sync()
+        return self._latency
+
+    @property
     def idle(self) -> bool:
         self._sync()
         return not self._rules and self._latency is None
