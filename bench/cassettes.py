@@ -2,7 +2,8 @@
 
 Run: python bench/cassettes.py. Records 5 requests through ``aimlapi-mock record`` from a
 loopback fake, then sends 1000 requests (one client, keep-alive) to ``serve --replay`` and to the
-plain spec-driven fake, best of three runs each. Reports, asserts nothing: timings depend on the machine.
+plain spec-driven fake, best of three runs each. Reports, asserts nothing: timings depend on
+the machine.
 """
 
 from __future__ import annotations

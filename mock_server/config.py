@@ -6,6 +6,7 @@ uvicorn worker process) is configured the same way as one started from the CLI.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -20,7 +21,7 @@ AuthMode = Literal["any", "off", "keys"]
 ReplayMiss = Literal["synthesize", "error"]
 
 ENV_PREFIX = "AIMLAPI_MOCK_"
-DEFAULT_URL_SECRET = "aimlapi-mock-default-url-secret"
+MiB = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,11 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     image_cache_bytes: int = 48 * 1024 * 1024
     """Rendered images kept, in bytes (some thousands of 1024x768 placeholders)."""
-    url_secret: str = DEFAULT_URL_SECRET
-    """Signs image URLs. Workers and restarts sharing it serve each other's URLs."""
+    url_secret: str = ""
+    """Signs image URLs. Workers and restarts sharing it serve each other's URLs. Empty: this
+    installation's own secret, made once in the user's cache directory (see :mod:`.secrets`)."""
+    render_memory_bytes: int = 256 * MiB
+    """Memory that image renders in progress may take together (estimated from their size)."""
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
@@ -46,6 +50,20 @@ class Settings:
     """Serve the journal and fault controls under ``/__mock/``."""
     journal_size: int = 1000
     """Requests the journal keeps (the latest); 0 turns recording off."""
+    journal_bytes: int = 32 * MiB
+    """Bytes the journal keeps, bodies and headers counted; the oldest entries make room."""
+    journal_body_bytes: int = 256 * 1024
+    """Longer request bodies are kept truncated in the journal (flagged, with their size)."""
+    redact_headers: tuple[str, ...] = ()
+    """Headers the journal redacts beside the credential headers it always redacts."""
+    admin_token: str | None = None
+    """When set, admin routes need ``Authorization: Bearer <token>``."""
+    max_header_bytes: int = 64 * 1024
+    """Larger request heads (request line and headers) get 431 (on uvicorn with httptools)."""
+    header_timeout: float = 10.0
+    """Seconds a client may take to send a request's headers; the connection is then closed."""
+    body_timeout: float = 30.0
+    """Seconds a client may pause while sending a body; the connection is then closed."""
     faults: tuple[str, ...] = ()
     """Scripted fault rules such as ``"code=503, times=2"`` (see :mod:`mock_server.faults`)."""
     latency: str | None = None
@@ -71,9 +89,27 @@ class Settings:
             raise ConfigError(f"auth mode {self.auth!r} is not one of 'any', 'off', 'keys'")
         if self.auth == "keys" and not self.api_keys:
             raise ConfigError("auth mode 'keys' needs at least one API key")
-        for name in ("max_body_bytes", "image_cache_bytes", "port"):
+        for name in (
+            "max_body_bytes",
+            "image_cache_bytes",
+            "journal_bytes",
+            "journal_body_bytes",
+            "render_memory_bytes",
+        ):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must not be negative, got {getattr(self, name)!r}")
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port {self.port!r} is outside 0..65535")
+        if self.max_header_bytes < 1024:
+            raise ConfigError(
+                f"max_header_bytes must be at least 1024, got {self.max_header_bytes!r}"
+            )
+        for name in ("header_timeout", "body_timeout"):
+            value = getattr(self, name)
+            if not value > 0:
+                raise ConfigError(f"{name} must be more than 0 seconds, got {value!r}")
+        if self.admin_token is not None and not self.admin_token.strip():
+            raise ConfigError("admin token must not be empty")
         if self.workers < 1:
             raise ConfigError(f"workers must be at least 1, got {self.workers!r}")
         if self.journal_size < 0:
@@ -213,6 +249,16 @@ def _whole_number(text: str) -> int:
         raise ConfigError(f"{text!r} is not a whole number") from None
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value):
+        raise ConfigError(f"{text!r} is not a finite number of seconds")
+    return value
+
+
 def _switch(text: str) -> bool:
     value = text.strip().lower()
     if value in ("1", "on", "true", "yes"):
@@ -264,7 +310,12 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "url_secret", "--url-secret", "key that signs image URLs; servers sharing it serve each "
-        "other's URLs", metavar="TEXT",
+        "other's URLs (default: this installation's own, kept in the user's cache directory)",
+        metavar="TEXT",
+    ),
+    Option(
+        "render_memory_bytes", "--render-memory-bytes", "memory image renders in progress may "
+        "take together (default 256 MiB)", _whole_number, metavar="N",
     ),
     Option(
         "admin", "--no-admin", "do not serve the journal and fault controls under /__mock/",
@@ -273,6 +324,35 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "journal_size", "--journal-size", "requests the journal keeps, 0 for none (default 1000)",
         _whole_number, metavar="N",
+    ),
+    Option(
+        "journal_bytes", "--journal-bytes", "bytes the journal keeps, the oldest entries make "
+        "room (default 32 MiB)", _whole_number, metavar="N",
+    ),
+    Option(
+        "journal_body_bytes", "--journal-body-bytes", "longer request bodies are kept truncated "
+        "in the journal (default 262144)", _whole_number, metavar="N",
+    ),
+    Option(
+        "redact_headers", "--redact-header", "header the journal redacts, beside Authorization, "
+        "Cookie, X-Api-Key and the like; repeat for more", many=True, metavar="NAME",
+    ),
+    Option(
+        "admin_token", "--admin-token", "admin routes need 'Authorization: Bearer TOKEN' "
+        "(default: none on loopback; generated and printed on other addresses)",
+        metavar="TOKEN", server_only=True,
+    ),
+    Option(
+        "max_header_bytes", "--max-header-bytes", "larger request heads get 431 (default 65536)",
+        _whole_number, metavar="N", server_only=True,
+    ),
+    Option(
+        "header_timeout", "--header-timeout", "seconds to send a request's headers before the "
+        "connection is closed (default 10)", _seconds, metavar="S", server_only=True,
+    ),
+    Option(
+        "body_timeout", "--body-timeout", "seconds a body may pause before the connection is "
+        "closed (default 30)", _seconds, metavar="S", server_only=True,
     ),
     Option(
         "faults", "--fault", "scripted fault such as 'code=503, times=2'; repeat for more",

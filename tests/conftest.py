@@ -1,4 +1,7 @@
+import atexit
 import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -9,6 +12,11 @@ from mock_server import Settings, SpecSet, create_app, load_specs
 from mock_server.http.app import FakeApp
 
 SPECS = Path(__file__).parent / "specs"
+
+# The installation's URL secret (and anything else cached) goes to a directory of this run, for
+# the tests here and the servers they start.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="aimlapi-mock-cache-")
+atexit.register(shutil.rmtree, os.environ["XDG_CACHE_HOME"], ignore_errors=True)
 AUTH = {"Authorization": "Bearer test-key"}
 
 

@@ -218,7 +218,10 @@ async def test_urls_signed_with_another_secret_are_refused(
 @pytest.mark.parametrize(
     "mangle",
     [
-        pytest.param(lambda url: url[:-10] + "A" + url[-9:], id="one-character"),
+        pytest.param(
+            lambda url: url[:-10] + ("B" if url[-10] == "A" else "A") + url[-9:],
+            id="one-character",
+        ),
         pytest.param(lambda url: url.replace(".png", ".jpeg"), id="extension"),
         pytest.param(lambda url: url.replace(".png", ""), id="no-extension"),
         pytest.param(lambda url: url.rsplit("/", 1)[0] + "/garbage.png", id="garbage"),

@@ -122,6 +122,14 @@ def test_settings_survive_the_trip_through_the_environment() -> None:
         replay=("cassettes/a", "cassettes/b"),
         replay_miss="error",
         replay_ignore=("seed", "image_size.width"),
+        render_memory_bytes=7,
+        journal_bytes=100,
+        journal_body_bytes=10,
+        redact_headers=("x-session", "x-other"),
+        admin_token="t0k",
+        max_header_bytes=2048,
+        header_timeout=1.5,
+        body_timeout=2.5,
     )
     defaults = Settings()
     untried = [
@@ -155,7 +163,9 @@ def served(request: pytest.FixtureRequest) -> Iterator[tuple[str, list[str]]]:
             try:
                 requests.get(base_url + "/", timeout=1)
                 break
-            except requests.ConnectionError:
+            # The port is bound before "serving" is printed: workers still starting leave the
+            # connection waiting rather than refused.
+            except (requests.ConnectionError, requests.Timeout):
                 if time.monotonic() > deadline or process.poll() is not None:
                     raise
                 time.sleep(0.05)
@@ -220,6 +230,6 @@ def test_every_setting_is_declared_once_and_reachable_everywhere() -> None:
         ("k",),
         ("code=503",),
     )
-    for name in ("host", "port", "workers"):
+    for name in ("host", "port", "workers", "admin_token", "max_header_bytes"):
         with pytest.raises(ConfigError, match=f"unknown option '{name}'"):
             Settings().changed({name: 1})

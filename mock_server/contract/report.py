@@ -98,7 +98,7 @@ class ContractReport:
             lines.append(f"  spec {document.source}" + (f": {note}" if note else ""))
         lines.append(f"  phases: {self._phases()}")
         lines.append(f"  data: {self._generation()}")
-        if self.guard is not None:
+        if self.guard is not None and self.settings.image_request_cap is not None:
             lines.append("  " + self._cost_line())
         if settings.dry_run:
             lines.extend(self._plan())
@@ -284,6 +284,11 @@ class ContractReport:
             "credits per US dollar) if the API accepts what the fake accepts; requests it "
             "rejects cost nothing."
         )
+        if self.settings.image_request_cap is None:
+            lines.append(
+                f"{url or 'The target'} is not cost-guarded: a real run would not stop at any "
+                "number of image-creating requests (--real or --max-requests N guards it)."
+            )
         lines.append(f"Repeat with the same --seed {self.seed} to send these requests.")
         return lines
 

@@ -33,7 +33,7 @@ from .documents import (
 from .findings import Finding, explain
 from .guard import BudgetExhausted, CostGuard, Redactor
 from .report import ContractReport, OperationResult
-from .settings import ContractSettings
+from .settings import ContractError, ContractSettings
 
 PLACEHOLDER_KEY = "aimlapi-mock-contract"
 """The bearer token sent to a URL target when ``AIMLAPI_KEY`` is not set (fakes accept any)."""
@@ -55,6 +55,7 @@ def run_contract(settings: ContractSettings) -> ContractReport:
     place, and ``report.guard.sent`` lists the requests that could create images.
     """
     settings.check()
+    check_names(settings.exclude_checks)
     skipped: list[str] = []
     documents = load_documents(settings.specs, skipped)
     served = served_definitions(documents)
@@ -72,6 +73,9 @@ def run_contract(settings: ContractSettings) -> ContractReport:
     ]
     cap = settings.image_request_cap
     guard = CostGuard.split(cap, _by_priority(checked)) if cap is not None else None
+    if guard is None and settings.dry_run:
+        # Not capped, but counted: the dry run estimates the cost of every target.
+        guard = CostGuard.split(UNCAPPED, checked)
     report = ContractReport(
         settings=settings,
         documents=documents,
@@ -86,6 +90,24 @@ def run_contract(settings: ContractSettings) -> ContractReport:
             _run_document(document, settings, target, key, seed, guard, report, redact, served)
     report.elapsed = time.monotonic() - started
     return report
+
+
+UNCAPPED = 10**9
+"""The cap of a guard that only counts (a dry run of a target without a cost guard)."""
+
+
+def check_names(names: tuple[str, ...]) -> None:
+    """Raise :class:`ContractError` naming the valid checks if any of ``names`` is not one."""
+    import schemathesis.specs.openapi.checks  # noqa: F401 - registers the built-in checks
+    from schemathesis.checks import CHECKS
+
+    valid = sorted(check.__name__ for check in CHECKS.get_all())
+    unknown = [name for name in names if name not in valid]
+    if unknown:
+        raise ContractError(
+            f"unknown check {', '.join(map(repr, unknown))} for --exclude-check; "
+            f"expected one of {', '.join(valid)}"
+        )
 
 
 def engine_config(
@@ -169,7 +191,7 @@ def _run_document(
 ) -> None:
     labels = [f"{document.name} {label}" for label in document.labels]
     examples = settings.examples
-    if guard is not None and settings.max_examples is None:
+    if guard is not None and settings.max_examples is None and guard.cap < UNCAPPED:
         examples = max(1, max(guard.allowances.get(label, 0) for label in labels))
     config = SchemathesisConfig.from_dict(engine_config(settings, key, seed, target.url, examples))
     schema = schemathesis.openapi.from_dict(document.document, config=config)

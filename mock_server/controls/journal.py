@@ -14,18 +14,25 @@ import json
 import pprint
 import threading
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from ..engine.ignored import ignored_fields
 from ..types import JSON, Violation
+from .display import display_json, redact_header, safe_text
 
 __all__ = ["Journal", "JournalAssertionError", "JournalEntry"]
 
-REDACTED = "<redacted>"
 RawHeaders = list[tuple[bytes, bytes]]
+DEFAULT_JOURNAL_BYTES = 32 * 1024 * 1024
+DEFAULT_BODY_BYTES = 256 * 1024
+HEADER_VALUE_BYTES = 8 * 1024
+"""Longer request header values are kept truncated to this many bytes."""
+ENTRY_OVERHEAD_BYTES = 512
+"""What an entry costs beyond its bodies and headers, as counted against the byte limit."""
 _MISSING = object()
+_NO_NAMES: frozenset[str] = frozenset()
 
 
 class JournalAssertionError(AssertionError):
@@ -36,6 +43,8 @@ class JournalEntry:
     """One request the fake received, and its answer as sent.
 
     ``status`` is None when a transport fault closed the connection before any answer.
+    A body longer than the journal keeps is stored truncated: ``body_truncated`` is then True and
+    ``body_size`` the size that arrived (likewise ``headers_truncated`` for long header values).
     ``fault`` names the fault injected into the answer, if any; ``error`` is an exception raised
     inside the fake while serving the request (the client then got a 500).
     """
@@ -49,14 +58,19 @@ class JournalEntry:
         "_request_schema",
         "_response_body",
         "_response_headers",
+        "body_size",
+        "body_truncated",
         "duration",
         "error",
         "fault",
+        "headers_truncated",
         "is_generation",
         "method",
         "path",
         "raw_body",
         "received_at",
+        "redacted_headers",
+        "size",
         "source",
         "status",
         "unfetched_inputs",
@@ -89,7 +103,14 @@ class JournalEntry:
         self._raw_query = raw_query
         self._raw_headers = raw_headers
         self.raw_body = raw_body
-        """The request body exactly as received."""
+        """The request body exactly as received (its start, when ``body_truncated``)."""
+        self.body_size = len(raw_body)
+        self.body_truncated = False
+        self.headers_truncated = False
+        self.redacted_headers = _NO_NAMES
+        """Header names redacted beside the credential headers every entry redacts."""
+        self.size = 0
+        """Bytes counted against the journal's byte limit (set when recorded)."""
         self.is_generation = is_generation
         """True for requests to an API operation (not image downloads or unknown paths)."""
         self.status = status
@@ -123,7 +144,8 @@ class JournalEntry:
 
     @property
     def headers(self) -> dict[str, str]:
-        """Request headers, names in lower case; the ``Authorization`` value is redacted."""
+        """Request headers, names in lower case; credentials (``Authorization``, ``Cookie``,
+        ``X-Api-Key``, ...) are redacted."""
         if self._headers is None:
             self._headers = self._decoded_headers()
         return self._headers
@@ -132,18 +154,19 @@ class JournalEntry:
         headers: dict[str, str] = {}
         for raw_name, raw_value in self._raw_headers:
             name = raw_name.decode("latin-1").lower()
-            value = raw_value.decode("latin-1")
-            if name == "authorization":
-                scheme, _, token = value.strip().partition(" ")
-                value = f"{scheme} {REDACTED}" if token else REDACTED
+            value = redact_header(name, raw_value.decode("latin-1"), self.redacted_headers)
             headers[name] = f"{headers[name]}, {value}" if name in headers else value
         return headers
 
     @property
     def body(self) -> JSON:
-        """The request body decoded as JSON; None when empty, the text when not JSON."""
+        """The request body decoded as JSON; None when empty, the text when not JSON.
+
+        Always safe to show and to serialise: NaN and Infinity stay text, lone surrogates are
+        escaped, deep nesting is cut off, fields named like credentials are redacted.
+        """
         if self._body is _MISSING:
-            self._body = _decode(self.raw_body)
+            self._body = display_json(self.raw_body)
         return self._body
 
     @property
@@ -154,7 +177,7 @@ class JournalEntry:
 
     @property
     def response_headers(self) -> dict[str, str]:
-        return {n.decode("latin-1"): v.decode("latin-1") for n, v in self._response_headers}
+        return {n.decode("latin-1"): v.decode("latin-1") for n, v in self._response_headers or ()}
 
     @property
     def request_id(self) -> str | None:
@@ -176,13 +199,13 @@ class JournalEntry:
     @property
     def response_body(self) -> JSON:
         """The JSON answer as sent (None for images, or when nothing was sent)."""
-        return _decode(self._response_body or b"")
+        return display_json(self._response_body or b"", secret_fields=False)
 
     @property
     def violations(self) -> list[Violation]:
         """What the fake found wrong with the body, even when a fault replaced its answer."""
         answer = self._own_answer if self._own_answer is not None else self._response_body
-        found = _decode(answer or b"")
+        found = display_json(answer or b"", secret_fields=False)
         if isinstance(found, dict) and not isinstance(found.get("violations"), list):
             found = found.get("error")  # an envelope that nests its details
         items = found.get("violations") if isinstance(found, dict) else None
@@ -208,14 +231,17 @@ class JournalEntry:
         return [item["url"] for item in data if isinstance(item, dict) and item.get("url")]
 
     def as_json(self) -> dict[str, JSON]:
-        """The entry as served by ``GET /__mock/requests``."""
+        """The entry as served by ``GET /__mock/requests`` (always serialisable as JSON)."""
         return {
             "method": self.method,
-            "path": self.path,
+            "path": safe_text(self.path),
             "query": self.query,
             "time": self.time.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "headers": self.headers,
             "body": self.body,
+            "body_size": self.body_size,
+            "body_truncated": self.body_truncated,
+            "headers_truncated": self.headers_truncated,
             "model": self.model,
             "is_generation": self.is_generation,
             "status": self.status,
@@ -227,7 +253,7 @@ class JournalEntry:
             "image_urls": self.image_urls,
             "fault": self.fault,
             "source": self.source,
-            "error": repr(self.error) if self.error is not None else None,
+            "error": safe_text(repr(self.error)) if self.error is not None else None,
             "duration": self.duration,
         }
 
@@ -237,14 +263,27 @@ class JournalEntry:
 
 
 class Journal:
-    """Every request the fake received, oldest first, up to ``limit`` (0 turns recording off).
+    """Every request the fake received, oldest first, up to ``limit`` entries and ``max_bytes``
+    (0 entries turns recording off); the oldest entries make room for new ones.
 
+    Request bodies over ``body_bytes`` and header values over :data:`HEADER_VALUE_BYTES` are kept
+    truncated. ``redact`` names headers redacted beside the credential headers.
     Exceptions raised inside the fake while serving are kept in ``errors``.
     """
 
-    def __init__(self, limit: int = 1000) -> None:
+    def __init__(
+        self,
+        limit: int = 1000,
+        max_bytes: int = DEFAULT_JOURNAL_BYTES,
+        body_bytes: int = DEFAULT_BODY_BYTES,
+        redact: Iterable[str] = (),
+    ) -> None:
         self.limit = limit
-        self._entries: deque[JournalEntry] = deque(maxlen=limit or 1)
+        self.max_bytes = max_bytes
+        self.body_bytes = body_bytes
+        self.redact = frozenset(name.lower() for name in redact)
+        self._entries: deque[JournalEntry] = deque()
+        self._bytes = 0
         self._lock = threading.Lock()
         self.errors: list[BaseException] = []
 
@@ -252,15 +291,48 @@ class Journal:
     def enabled(self) -> bool:
         return self.limit > 0
 
+    @property
+    def size_in_bytes(self) -> int:
+        """What the kept entries count against ``max_bytes``."""
+        return self._bytes
+
     def record(self, entry: JournalEntry) -> None:
-        if self.limit:
-            with self._lock:
-                self._entries.append(entry)
+        if not self.limit:
+            return
+        self._bound(entry)
+        with self._lock:
+            entries = self._entries
+            entries.append(entry)
+            self._bytes += entry.size
+            while len(entries) > 1 and (len(entries) > self.limit or self._bytes > self.max_bytes):
+                self._bytes -= entries.popleft().size
+
+    def _bound(self, entry: JournalEntry) -> None:
+        """Truncate what is too long to keep, and count what is kept."""
+        if self.redact:
+            entry.redacted_headers = self.redact
+        body = entry.raw_body
+        if len(body) > self.body_bytes:
+            entry.raw_body = body[: self.body_bytes]
+            entry.body_truncated = True
+        headers = entry._raw_headers
+        size = ENTRY_OVERHEAD_BYTES + len(entry.raw_body) + len(entry._response_body or b"")
+        for name, value in headers:
+            size += len(name) + len(value)
+        if size > ENTRY_OVERHEAD_BYTES + len(entry.raw_body) + HEADER_VALUE_BYTES and any(
+            len(value) > HEADER_VALUE_BYTES for _, value in headers
+        ):
+            entry._raw_headers = [(name, value[:HEADER_VALUE_BYTES]) for name, value in headers]
+            entry.headers_truncated = True
+            size = ENTRY_OVERHEAD_BYTES + len(entry.raw_body) + len(entry._response_body or b"")
+            size += sum(len(name) + len(value) for name, value in entry._raw_headers)
+        entry.size = size
 
     def clear(self) -> None:
         """Forget every entry and error."""
         with self._lock:
             self._entries.clear()
+            self._bytes = 0
             self.errors.clear()
 
     @property
@@ -271,6 +343,14 @@ class Journal:
         # Written as answered: a slow answer (a render, a delay) can follow a later request's.
         entries.sort(key=_arrival)
         return entries
+
+    def page(
+        self, offset: int = 0, limit: int | None = None, *, model: str | None = None
+    ) -> tuple[list[JournalEntry], int]:
+        """Entries ``offset`` to ``offset + limit`` (oldest first) and how many there are in all."""
+        entries = self.filter(model=model) if model else self.entries
+        end = None if limit is None else offset + limit
+        return entries[offset:end], len(entries)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -410,15 +490,6 @@ def _mismatches(expected: dict[str, JSON], body: JSON) -> list[str]:
             lines.append("    (- expected, + received)")
             lines.extend(f"    {line}" for line in diff if not line.startswith("?"))
     return lines
-
-
-def _decode(raw: bytes) -> JSON:
-    if not raw:
-        return None
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return raw.decode("utf-8", errors="replace")
 
 
 def _dump(value: JSON) -> str:

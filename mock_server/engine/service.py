@@ -14,9 +14,10 @@ from anyio import CapacityLimiter, to_thread
 
 from ..config import Settings
 from ..errors import ApiError
+from ..images.budget import MemoryBudget, render_cost
 from ..images.memory import then_trim
 from ..images.render import ImageCache, render_placeholder
-from ..images.tokens import decode_image_token, encode_image_tokens
+from ..images.tokens import MAX_SIDE, decode_image_token, encode_image_tokens
 from ..spec.load import SpecSet
 from ..types import IMAGE_MEDIA_TYPES, JSON, ImageRequest, Operation, Violation
 from .inputs import FetchPolicy, check_image_urls
@@ -80,6 +81,9 @@ class ImageService:
         self._render_limiter: CapacityLimiter | None = None
         self.renders = 0
         """Images rendered so far (read by the metrics)."""
+        self._render_memory = MemoryBudget(settings.render_memory_bytes)
+        self.max_side = largest_side(spec_set)
+        """Image URLs for a larger width or height are refused (404) without rendering."""
 
     def validator(self, operation: Operation) -> SchemaValidator:
         return self._plans[id(operation)][0]
@@ -202,7 +206,7 @@ class ImageService:
         cached = self.cache.get(name)  # only verified names are ever cached
         if cached is not None:
             return cached, media_type
-        spec = decode_image_token(token, self._secret)
+        spec = decode_image_token(token, self._secret, self.max_side)
         if spec is None or spec.format != extension:
             return None
         pending = self._rendering.get(name)
@@ -211,9 +215,10 @@ class ImageService:
             pending = asyncio.get_running_loop().create_future()
             self._rendering[name] = pending
             try:
-                data = await to_thread.run_sync(
-                    then_trim, render_placeholder, spec, limiter=self._render_slots()
-                )
+                async with self._render_memory.hold(render_cost(spec.width, spec.height)):
+                    data = await to_thread.run_sync(
+                        then_trim, render_placeholder, spec, limiter=self._render_slots()
+                    )
                 self.renders += 1
                 self.cache.put(name, data)
                 pending.set_result(data)
@@ -237,6 +242,43 @@ class ImageService:
         while not seed:
             seed = self._seeds.getrandbits(31)
         return seed
+
+
+def largest_side(spec_set: SpecSet) -> int:
+    """The largest ``width`` or ``height`` any loaded request schema allows (the token format's
+    own limit when a schema declares such a field without a maximum, or declares none)."""
+    found: list[int] = []
+    unbounded = False
+    seen: set[int] = set()
+
+    def visit(node: JSON) -> None:
+        nonlocal unbounded
+        if isinstance(node, dict | list):
+            if id(node) in seen:  # resolved references may share (or cycle back to) a node
+                return
+            seen.add(id(node))
+        if isinstance(node, dict):
+            properties = node.get("properties")
+            if isinstance(properties, dict):
+                for name in ("width", "height"):
+                    field = properties.get(name)
+                    if isinstance(field, dict):
+                        most = field.get("maximum")
+                        if isinstance(most, int | float) and not isinstance(most, bool):
+                            found.append(int(most))
+                        else:
+                            unbounded = True
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value)
+
+    for operation in spec_set:
+        visit(operation.request_schema)
+    if unbounded or not found:
+        return MAX_SIDE
+    return min(MAX_SIDE, max(found))
 
 
 def _invalid(violations: list[Violation]) -> ApiError:

@@ -30,9 +30,9 @@ if TYPE_CHECKING:
 _MAX_SHOWN_CHARS = 60
 
 # Keywords on which jsonschema-rs and jsonschema are known to agree (the property-based test in
-# tests/test_equivalence.py checks it). A schema using any other keyword, or a multipleOf that
-# is not a whole number (the two round 0.3 / 0.1 differently), is left to jsonschema alone, so
-# the fast path can never accept a body that jsonschema would reject.
+# tests/behaviour/test_equivalence.py checks it). A schema using any other keyword, or a
+# multipleOf that is not a whole number (the two round 0.3 / 0.1 differently), is left to
+# jsonschema alone, so the fast path can never accept a body that jsonschema would reject.
 _FAST_KEYWORDS = frozenset(
     {
         "$schema", "title", "description", "default", "examples", "$comment", "format",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from dataclasses import replace
+
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -12,11 +15,13 @@ from ..config import Settings
 from ..controls.faults import FaultPlan
 from ..controls.journal import Journal
 from ..controls.ledger import CreditLedger
+from ..controls.shared import SHARED_STATE_VARIABLE, SharedJournal, SharedPlan, SharedStore
 from ..controls.usage import UsageLog
 from ..engine.ids import new_request_id
 from ..engine.service import ImageService
 from ..errors import ApiError
 from ..images.memory import return_large_blocks_to_the_system
+from ..images.url_secret import installation_secret
 from ..record.replay import Replay
 from ..spec.load import SpecSet, load_specs
 from ..types import Source
@@ -39,11 +44,24 @@ class FakeApp:
         spec_set: SpecSet,
         observers: tuple[Observer, ...] = (),
         source: Source | None = None,
+        shared: SharedStore | None = None,
     ) -> None:
+        if not settings.url_secret:
+            settings = replace(settings, url_secret=installation_secret())
         self.settings = settings
         self.service = ImageService(settings, spec_set, IMAGE_ROUTE)
-        self.journal = Journal(settings.journal_size)
-        self.faults = FaultPlan(settings.faults, settings.latency)
+        limits = (
+            settings.journal_size,
+            settings.journal_bytes,
+            settings.journal_body_bytes,
+            settings.redact_headers,
+        )
+        if shared is None:
+            self.journal = Journal(*limits)
+            self.faults = FaultPlan(settings.faults, settings.latency)
+        else:  # one of several workers: the store holds what the admin routes show and change
+            self.journal = SharedJournal(shared, *limits)
+            self.faults = SharedPlan(shared)
         self.ledger = CreditLedger(settings.credits)
         self.usage = UsageLog()
         self.events = EventHub(self.journal)
@@ -116,7 +134,9 @@ def create_app_from_env() -> FakeApp:
 
     return_large_blocks_to_the_system()
     settings = Settings.from_env()
-    return create_app(settings, observers=RequestLog.from_env())
+    directory = os.environ.get(SHARED_STATE_VARIABLE)
+    shared = SharedStore(directory) if directory else None
+    return FakeApp(settings, load_specs(settings.specs), RequestLog.from_env(), shared=shared)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -119,18 +119,24 @@ class Pipeline:
         self._fetches = service.settings.fetch_input_images
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or (
-            self.admin_prefix is not None and scope["path"].startswith(self.admin_prefix)
-        ):
+        if scope["type"] != "http":
             await self.admin(scope, receive, send)
             return
-        request = Request(
-            time.time(), scope["method"], scope["path"], scope, dict(reversed(scope["headers"]))
-        )
+        headers = dict(reversed(scope["headers"]))
+        framing = framing_problem(scope, headers)
+        if self.admin_prefix is not None and scope["path"].startswith(self.admin_prefix):
+            if framing is None:
+                await self.admin(scope, receive, send)
+            else:
+                await send_answer(error_answer(framing, scope["path"], new_request_id()), send)
+            return
+        request = Request(time.time(), scope["method"], scope["path"], scope, headers)
         generation = self.route(request)
         recorded = False
         try:
-            if generation:
+            if framing is not None:
+                answer, made = error_answer(framing, request.path, new_request_id()), None
+            elif generation:
                 problem = await self.read_body(request, receive)
                 sourced = await self.answer_from_source(request, problem) if self.source else None
                 if sourced is not None:
@@ -226,7 +232,9 @@ class Pipeline:
             if not (text.isascii() and text.isdigit()):
                 return ApiError(400, f"Content-Length header {text!r} is not a number")
             if int(text) > limit:
-                return ApiError(413, _too_large(int(text), limit))
+                # Answered before the body is read (no "100 Continue"); the unread body makes
+                # the connection useless for another request.
+                return ApiError(413, _too_large(int(text), limit), headers=_CLOSE)
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -499,6 +507,35 @@ class Pipeline:
         self.journal.record(entry)
         for observer in self.observers:
             observer(entry)
+
+
+_CLOSE = {"Connection": "close"}
+
+
+def framing_problem(scope: Scope, headers: dict[bytes, bytes]) -> ApiError | None:
+    """The error for a request the fake cannot take as framed: no ``Host`` on HTTP/1.1, or a
+    transfer or content coding it does not decode. None for the usual request."""
+    if b"host" not in headers and scope.get("http_version") == "1.1":
+        message = "Bad Request: the Host header is missing (HTTP/1.1 requires it)"
+        return ApiError(400, message, headers=_CLOSE)
+    coding = headers.get(b"transfer-encoding")
+    if coding is not None and coding.strip().lower() != b"chunked":
+        shown = coding.decode("latin-1")
+        return ApiError(
+            501,
+            f"Not Implemented: Transfer-Encoding {shown!r} is not supported, expected 'chunked'",
+            headers=_CLOSE,
+        )
+    coding = headers.get(b"content-encoding")
+    if coding is not None and coding.strip().lower() not in (b"identity", b""):
+        shown = coding.decode("latin-1")
+        return ApiError(
+            415,
+            f"Unsupported Media Type: Content-Encoding {shown!r} is not supported, "
+            "send the body uncompressed",
+            headers=_CLOSE,
+        )
+    return None
 
 
 class _ClientLeft(Exception):

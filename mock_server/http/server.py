@@ -2,15 +2,65 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import socket
 import threading
 import time
 from types import FrameType, TracebackType
+from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
 
-GRACE_SECONDS = 1
-"""How long stopping waits for answers still being sent (an open page's event stream)."""
+from .protocol import GuardedHttpProtocol
+
+GRACEFUL_SHUTDOWN_SECONDS = 3
+"""Backstop: requests a shutdown has not ended by then are cancelled (they are cut at 1.5 s)."""
+
+
+def uvicorn_config(app: ASGIApp | str, host: str, port: int, **options: Any) -> uvicorn.Config:
+    """uvicorn's configuration for serving the fake: its guarded HTTP protocol, no lifespan."""
+    _quiet_cancellations()
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=GuardedHttpProtocol,
+        lifespan="off",
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        **{"log_level": "warning", "access_log": False, **options},
+    )
+
+
+class _CancelledAtExit(logging.Filter):
+    """Drops uvicorn's traceback for a request cancelled because the server is quitting (a
+    second Ctrl-C): the request was cut on purpose, nothing went wrong."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, asyncio.CancelledError)
+
+
+def _quiet_cancellations() -> None:
+    logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(known, _CancelledAtExit) for known in logger.filters):
+        logger.addFilter(_CancelledAtExit())
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port`` as uvicorn would make it; raises OSError."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+        sock.set_inheritable(True)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 class BackgroundServer:
@@ -23,16 +73,7 @@ class BackgroundServer:
     """
 
     def __init__(self, app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> None:
-        config = uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            # An open journal page streams until told to stop: don't let it hold up stopping.
-            timeout_graceful_shutdown=GRACE_SECONDS,
-        )
+        config = uvicorn_config(app, host, port)
         self._app = app
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="aimlapi-mock", daemon=True)

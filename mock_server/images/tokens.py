@@ -207,17 +207,20 @@ def _input_fields(image: InputImage) -> list[Any]:
     return ["remote", image.url[:URL_LABEL_CHARS]]
 
 
-def decode_image_token(token: str, secret: bytes) -> ImageSpec | None:
+def decode_image_token(token: str, secret: bytes, max_side: int = MAX_SIDE) -> ImageSpec | None:
     """The spec inside ``token`` if it was made by :func:`encode_image_token` with ``secret``.
 
     Returns None for anything else (tampered, truncated, signed with another secret, garbled,
-    or holding values out of range); never raises.
+    holding values out of range, or a width or height over ``max_side``); never raises.
     """
     try:
-        return _decode(token, secret)
+        spec = _decode(token, secret)
     except (ValueError, RecursionError):
         # Only a signed payload gets this far, so these mean a token from a newer or buggy encoder.
         return None
+    if spec is None or spec.width > max_side or spec.height > max_side:
+        return None
+    return spec
 
 
 def _decode(token: str, secret: bytes) -> ImageSpec | None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ..config import Settings
-from ..errors import ConfigError
+from ..errors import ConfigError, SpecError
 from ..record.cassette import CassetteError
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ def aimlapi_mock(
         if mark.args:
             pytest.fail(f"@pytest.mark.{MARKER} takes keyword options only", pytrace=False)
         options.update(mark.kwargs)
-    templates = dict(line.split("=", 1) for line in request.config.getini("aimlapi_mock_env"))
+    templates = _env_lines(request.config.getini("aimlapi_mock_env"))
     templates.update(options.pop("env", {}))
     cassette = options.pop("cassette", None)
     mode = request.config.getoption("aimlapi_record")
@@ -108,7 +108,7 @@ def aimlapi_mock(
         if target is not None:
             _start_recording(request.config, aimlapi_mock_session, target)
         environ = aimlapi_mock_session.environ(templates)
-    except (ConfigError, CassetteError) as error:
+    except (ConfigError, CassetteError, SpecError) as error:
         pytest.fail(f"@pytest.mark.{MARKER}: {error}", pytrace=False)
     request.node.stash[_RUNNING] = aimlapi_mock_session
     with pytest.MonkeyPatch.context() as patch:
@@ -165,6 +165,21 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     if errors:
         raise _noted(fake, errors)
     return result
+
+
+def _env_lines(lines: list[str]) -> dict[str, str]:
+    """The ``aimlapi_mock_env`` ini lines as names and templates; fails naming a bad line."""
+    templates = {}
+    for line in lines:
+        name, equals, template = line.partition("=")
+        if not equals or not name.strip() or any(c.isspace() for c in name.strip()):
+            pytest.fail(
+                f"aimlapi_mock_env: line {line!r} is not NAME=template "
+                "(e.g. OPENAI_BASE_URL={base_url})",
+                pytrace=False,
+            )
+        templates[name.strip()] = template
+    return templates
 
 
 def _noted(fake: MockServer | None, errors: list[BaseException]) -> BaseException:

@@ -191,3 +191,23 @@ def test_pytest_entry_point_against_a_url(tmp_path: Path) -> None:
     assert "2 failed, 1 passed" in result.stdout
     assert "meta.usage.usd_spent present, spec does not document it" in result.stdout
     assert recorder.generations("aimlapi-mock-contract")
+
+
+def test_the_dry_run_of_an_unguarded_target_prices_it_and_says_it_is_not_guarded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["contract", *QUICK, "--base-url", "http://example.test", "--dry-run"]
+    assert main([*args, "--report-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    estimate = out.split("Estimated cost: ~", 1)[1].split(" credits", 1)[0]
+    assert int(estimate.replace(",", "")) > 0
+    assert "http://example.test is not cost-guarded" in out
+    assert "able to create images:" in out and " 0 of them able" not in out
+
+
+def test_an_unknown_check_is_an_error_listing_the_valid_ones(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["contract", *QUICK, "--exclude-check", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown check 'nope'" in err and "not_a_server_error" in err

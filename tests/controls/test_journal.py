@@ -1,19 +1,33 @@
 """The journal's queries and assertion helpers, and how they report a mismatch."""
 
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Callable
 from unittest.mock import ANY
 
 import httpx
 import pytest
 
-from mock_server.controls.journal import Journal, JournalAssertionError
+from mock_server import Settings, create_app
+from mock_server.controls.display import TOO_DEEP
+from mock_server.controls.journal import (
+    HEADER_VALUE_BYTES,
+    Journal,
+    JournalAssertionError,
+    JournalEntry,
+)
 from mock_server.http.app import FakeApp
-from tests.conftest import AUTH
+from mock_server.http.server import BackgroundServer
+from tests.conftest import AUTH, client_for
 
 pytestmark = pytest.mark.anyio
 
 FLUX2 = "blackforestlabs/flux-2"
 FLUX2_MAX = "blackforestlabs/flux-2-max"
 GENERATIONS = "/v1/images/generations"
+JSON_AUTH = {**AUTH, "Content-Type": "application/json"}
 
 
 @pytest.fixture
@@ -153,3 +167,165 @@ async def test_clear_forgets_entries_and_errors(
     journal.errors.append(RuntimeError("x"))
     journal.clear()
     assert (len(journal), journal.errors) == (0, [])
+
+
+# Whatever arrived, the journal can show it --------------------------------------------------
+
+HOSTILE = [
+    pytest.param(b'{"model": "blackforestlabs/flux-2", "prompt": NaN, "seed": Infinity}', id="nan"),
+    pytest.param(b'{"prompt": "x", "seed": 1e999, "n": -Infinity}', id="huge-number"),
+    pytest.param(b"[" * 1000 + b"]" * 1000, id="deep-1000"),
+    pytest.param(b"[" * 100_000 + b"]" * 100_000, id="deep-100000"),
+    pytest.param(b'{"model": "blackforestlabs/flux-2", "prompt": "\\ud800x"}', id="lone-surrogate"),
+    pytest.param(b'{"\\udfff": 1}', id="surrogate-key"),
+    pytest.param(b"\xff\xfe not utf-8 \xc3", id="not-utf-8"),
+    pytest.param(b'{"n": ' + b"9" * 5000 + b"}", id="long-integer"),
+]
+
+
+@pytest.mark.parametrize("raw", HOSTILE)
+async def test_every_entry_is_readable_and_serialisable(
+    client: httpx.AsyncClient, journal: Journal, raw: bytes
+) -> None:
+    await client.post(
+        GENERATIONS, content=raw, headers={**AUTH, "Content-Type": "application/json"}
+    )
+    entry = journal.last
+    assert entry.raw_body == raw
+    repr(entry)
+    json.dumps(entry.as_json(), allow_nan=False).encode("utf-8")  # what the admin route sends
+    journal.assert_called(times=1)
+    listed = await client.get("/__mock/requests")
+    assert listed.status_code == 200
+    assert listed.json()[0]["body_size"] == len(raw)
+
+
+async def test_display_keeps_odd_values_as_text(
+    client: httpx.AsyncClient, journal: Journal
+) -> None:
+    raw = b'{"a": NaN, "b": 1e999, "c": "\\ud800x", "d": ' + b"[" * 80 + b"]" * 80 + b"}"
+    await client.post(
+        GENERATIONS, content=raw, headers={**AUTH, "Content-Type": "application/json"}
+    )
+    body = journal.last.body
+    assert body["a"] == "NaN"
+    assert body["b"] == "1e999"
+    assert body["c"] == "\\ud800x"
+    depth, value = 0, body["d"]
+    while isinstance(value, list):
+        depth, value = depth + 1, value[0]
+    assert depth < 80 and value == TOO_DEEP
+
+
+# Credentials never come back ----------------------------------------------------------------
+
+
+async def test_credentials_are_redacted(make_app: Callable[..., FakeApp]) -> None:
+    app = make_app(redact_headers=("x-session",))
+    headers = {
+        **AUTH,
+        "Proxy-Authorization": "Basic dXNlcjpwdw==",
+        "X-Api-Key": "sk-1",
+        "Api-Key": "sk-2",
+        "Cookie": "session=s3",
+        "X-Session": "s4",
+        "X-Trace": "kept",
+    }
+    body = {"model": FLUX2, "prompt": "p", "api_key": "sk-5", "clientSecret": "s6",
+            "nested": {"access_token": "t7"}, "max_tokens": 9}  # fmt: skip
+    async with client_for(app) as client:
+        await client.post(GENERATIONS, json=body, headers=headers)
+        listed = (await client.get("/__mock/requests")).text
+    for secret in ("test-key", "dXNlcjpwdw", "sk-1", "sk-2", "s3", "s4", "sk-5", "s6", "t7"):
+        assert secret not in listed
+    entry = app.journal.last
+    assert entry.headers["authorization"] == "Bearer <redacted>"
+    assert entry.headers["proxy-authorization"] == "Basic <redacted>"
+    assert entry.headers["x-trace"] == "kept"
+    assert entry.body["nested"] == {"access_token": "<redacted>"}
+    assert entry.body["max_tokens"] == 9
+
+
+# Bounded in bytes, paged ----------------------------------------------------------------------
+
+
+def entry_with(body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> JournalEntry:
+    return JournalEntry(
+        0.0, "POST", GENERATIONS, b"", headers or [], body, True, 200, [], None, 0.0
+    )
+
+
+def test_the_journal_is_bounded_in_bytes() -> None:
+    journal = Journal(limit=1000, max_bytes=2_000_000, body_bytes=100_000)
+    for _ in range(100):
+        journal.record(entry_with(b"x" * 1_000_000))
+    assert journal.size_in_bytes <= 2_000_000
+    assert 10 <= len(journal) <= 20
+    entry = journal.last
+    assert (entry.body_truncated, entry.body_size, len(entry.raw_body)) == (
+        True,
+        1_000_000,
+        100_000,
+    )
+
+
+def test_long_header_values_are_kept_truncated() -> None:
+    journal = Journal()
+    journal.record(entry_with(b"{}", [(b"x-long", b"v" * 50_000), (b"host", b"t")]))
+    entry = journal.last
+    assert entry.headers_truncated
+    assert len(entry.headers["x-long"]) == HEADER_VALUE_BYTES
+    assert entry.headers["host"] == "t"
+
+
+async def test_the_admin_route_pages(client: httpx.AsyncClient) -> None:
+    for number in range(7):
+        await generate(client, prompt=f"p{number}")
+    first = await client.get("/__mock/requests", params={"limit": 3})
+    assert [e["body"]["prompt"] for e in first.json()] == ["p0", "p1", "p2"]
+    assert first.headers["x-total-count"] == "7"
+    following = first.headers["link"].partition(">")[0].removeprefix("<")
+    second = await client.get(following)
+    assert [e["body"]["prompt"] for e in second.json()] == ["p3", "p4", "p5"]
+    last = await client.get("/__mock/requests", params={"offset": 6, "limit": 3})
+    assert [e["body"]["prompt"] for e in last.json()] == ["p6"]
+    assert "link" not in last.headers
+    bad = await client.get("/__mock/requests", params={"limit": "lots"})
+    assert bad.status_code == 400
+    assert "limit='lots'" in bad.json()["message"]
+
+
+# In flight, and after a transport fault, over a socket ----------------------------------------
+
+
+def test_held_and_closed_requests_are_listed() -> None:
+    import requests
+
+    app = create_app(Settings(latency="fixed=30"))
+    with BackgroundServer(app) as server:
+        url = server.base_url + GENERATIONS
+        body = {"model": FLUX2, "prompt": "held"}
+        held = threading.Thread(
+            target=lambda: _quietly(requests.post, url, json=body, headers=AUTH, timeout=1.5)
+        )
+        held.start()
+        deadline = time.monotonic() + 5
+        while not len(app.journal) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        listed = requests.get(server.base_url + "/__mock/requests", timeout=5)
+        assert listed.status_code == 200
+        assert listed.json()[0]["body"]["prompt"] == "held"
+        held.join()
+        with pytest.raises(requests.ConnectionError):
+            # An invalid body: latency holds only successful generations.
+            requests.post(url, json={}, headers={**AUTH, "Prefer": "close"}, timeout=5)
+        listed = requests.get(server.base_url + "/__mock/requests", timeout=5)
+        assert listed.status_code == 200
+        closed = listed.json()[-1]
+        assert (closed["status"], closed["request_id"], closed["fault"]) == (None, None, "close")
+        assert app.journal.last.request_id is None
+
+
+def _quietly(call: Callable[..., object], *args: object, **kwargs: object) -> None:
+    with contextlib.suppress(Exception):
+        call(*args, **kwargs)

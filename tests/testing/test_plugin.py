@@ -511,3 +511,40 @@ def test_the_readme_example_runs(pytester: pytest.Pytester) -> None:
 def test_the_plugin_is_registered_by_its_entry_point() -> None:
     (entry_point,) = [e for e in entry_points(group="pytest11") if e.name == "aimlapi_mock"]
     assert entry_point.value == "mock_server.testing.plugin"
+
+
+@pytest.mark.parametrize(
+    ("ini", "marker", "reason"),
+    [
+        pytest.param(
+            "[pytest]\naimlapi_mock_env =\n    IMAGEGEN_API_URL\n",
+            "",
+            "aimlapi_mock_env: line 'IMAGEGEN_API_URL' is not NAME=template",
+            id="ini-line-without-equals",
+        ),
+        pytest.param(
+            INI,
+            "@pytest.mark.aimlapi_mock(specs=['no/such/spec.yaml'])",
+            "@pytest.mark.aimlapi_mock: no/such/spec.yaml",
+            id="missing-spec-file",
+        ),
+    ],
+)
+def test_configuration_errors_fail_with_a_one_line_reason(
+    pytester: pytest.Pytester, ini: str, marker: str, reason: str
+) -> None:
+    pytester.makeini(ini)
+    pytester.makepyfile(
+        f"""
+        import pytest
+
+        {marker}
+        def test_uses_the_fake(aimlapi_mock):
+            pass
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    output = result.stdout.str()
+    assert reason in output
+    assert "Traceback" not in output and "mock_server/" not in output

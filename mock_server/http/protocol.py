@@ -1,0 +1,224 @@
+"""uvicorn's httptools protocol with the limits a server facing hostile clients needs.
+
+uvicorn with httptools takes request heads of any size and waits for ever for a head or a body
+that never comes. :class:`GuardedHttpProtocol` adds, per connection:
+
+- a cap on the request head (request line and headers): 431 and the connection closed;
+- a header timeout (from the first byte of a request, or from the connection's start) and a body
+  timeout (between two pieces of a body): the connection is closed (408 when a head was begun);
+- the error envelope, instead of uvicorn's plain text, for malformed HTTP;
+- a bound on open connections below the process's descriptor limit: past it, the connections
+  that have been idle longest are closed, so idle clients cannot lock new ones out;
+- on shutdown, requests still held back (latency, slow bodies) are cut after a grace period.
+
+The hot path's cost is one addition and two comparisons per ``data_received``; timeouts are
+checked by one sweep a second over the connections, not by a timer per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+from dataclasses import dataclass
+from typing import Any
+
+import httptools
+from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.server import ServerState
+
+from ..config import Settings
+from ..engine.ids import new_request_id
+from ..errors import ApiError
+from .answers import error_answer
+
+__all__ = ["GuardedHttpProtocol", "Limits", "limits_for"]
+
+SWEEP_SECONDS = 0.5
+SHUTDOWN_GRACE_SECONDS = 1.5
+"""After a shutdown begins, requests still unanswered this long are cut."""
+RESERVED_DESCRIPTORS = 64
+"""Descriptors kept free of client connections (files, renders, the listening socket)."""
+
+_IDLE, _HEAD, _BODY = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_header_bytes: int
+    header_timeout: float
+    body_timeout: float
+    max_connections: int
+
+
+def limits_for(config: Config) -> Limits:
+    """The limits of the fake that ``config`` serves (its settings, found through wrappers)."""
+    found: Limits | None = getattr(config, "_aimlapi_mock_limits", None)
+    if found is not None:
+        return found
+    app: Any = config.loaded_app
+    settings = Settings()
+    for _ in range(8):
+        if isinstance(getattr(app, "settings", None), Settings):
+            settings = app.settings
+            break
+        app = getattr(app, "app", None)
+        if app is None:
+            break
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    most = soft - RESERVED_DESCRIPTORS if soft != resource.RLIM_INFINITY else 1 << 20
+    found = Limits(
+        settings.max_header_bytes, settings.header_timeout, settings.body_timeout, max(16, most)
+    )
+    config._aimlapi_mock_limits = found  # type: ignore[attr-defined]
+    return found
+
+
+class GuardedHttpProtocol(HttpToolsProtocol):
+    """Pass as ``http=`` to :class:`uvicorn.Config`; see the module's docstring."""
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.limits = limits_for(config)
+        self._phase = _HEAD
+        self._since = 0.0
+        self._head_bytes = 0
+        self._refusal: tuple[int, str] | None = None
+        _start_sweeping(server_state, self.loop)
+
+    # Connection ----------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._since = self.loop.time()
+        if len(self.connections) > self.limits.max_connections:
+            _shed(self.connections, len(self.connections) - self.limits.max_connections)
+
+    def data_received(self, data: bytes) -> None:
+        if self._phase != _BODY:
+            self._head_bytes += len(data)
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            pass  # the fake speaks HTTP/1.1 only: the request is answered as an ordinary one
+        except httptools.HttpParserError as error:
+            status, message = self._refusal or (400, f"Bad Request: malformed HTTP ({error})")
+            self._refuse(status, message)
+            return
+        if self._phase != _BODY and self._head_bytes > self.limits.max_header_bytes:
+            self._refuse(431, self._too_large())
+
+    def send_400_response(self, msg: str) -> None:
+        self._refuse(400, f"Bad Request: {msg}")
+
+    def shutdown(self) -> None:
+        super().shutdown()
+        if not self.transport.is_closing():
+            self.loop.call_later(SHUTDOWN_GRACE_SECONDS, self._cut)
+
+    def _cut(self) -> None:
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    # Parser callbacks ----------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._phase = _HEAD
+        self._since = self.loop.time()
+
+    def on_headers_complete(self) -> None:
+        if self._head_bytes > self.limits.max_header_bytes and self._head_size() > (
+            self.limits.max_header_bytes
+        ):
+            self._refusal = (431, self._too_large())
+            raise ValueError("request head too large")
+        self._phase = _BODY
+        self._head_bytes = 0
+        self._since = self.loop.time()
+        super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        self._since = self.loop.time()
+        super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        self._phase = _IDLE
+        super().on_message_complete()
+
+    # Limits --------------------------------------------------------------------------------
+
+    def check_timeouts(self, now: float) -> None:
+        """Close this connection if its client is too slow sending a head or a body."""
+        if self._phase == _HEAD and now - self._since > self.limits.header_timeout:
+            if self._head_bytes:
+                self._refuse(408, "Request Timeout: the request headers took too long")
+            else:
+                self.transport.close()
+        elif self._phase == _BODY and now - self._since > self.limits.body_timeout:
+            self.transport.close()
+
+    @property
+    def idle(self) -> bool:
+        """Waiting for a request that has not begun (a new or kept-alive connection)."""
+        return (
+            self._phase != _BODY
+            and not self._head_bytes
+            and (self.cycle is None or self.cycle.response_complete)
+        )
+
+    def _head_size(self) -> int:
+        return len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+
+    def _too_large(self) -> str:
+        return (
+            "Request Header Fields Too Large: the request line and headers take more than "
+            f"{self.limits.max_header_bytes} bytes"
+        )
+
+    def _refuse(self, status: int, message: str) -> None:
+        """Answer ``status`` with the error envelope (unless an answer is under way), and close."""
+        transport = self.transport
+        if transport.is_closing():
+            return
+        if self.cycle is None or self.cycle.response_complete:
+            url = getattr(self, "url", b"") or b""
+            path = url.partition(b"?")[0][:256].decode("latin-1") or "/"
+            answer = error_answer(ApiError(status, message), path, new_request_id())
+            head = [STATUS_LINE[status]]
+            for name, value in answer.headers:
+                head += [name, b": ", value, b"\r\n"]
+            head.append(b"connection: close\r\n\r\n")
+            transport.write(b"".join(head) + answer.body)
+        transport.close()
+
+
+def _start_sweeping(server_state: ServerState, loop: asyncio.AbstractEventLoop) -> None:
+    """One timer for all connections of a server, checking their timeouts twice a second."""
+    if getattr(server_state, "_aimlapi_mock_sweeping", False):
+        return
+    server_state._aimlapi_mock_sweeping = True  # type: ignore[attr-defined]
+
+    def sweep() -> None:
+        now = loop.time()
+        for connection in list(server_state.connections):
+            if isinstance(connection, GuardedHttpProtocol):
+                connection.check_timeouts(now)
+        loop.call_later(SWEEP_SECONDS, sweep)
+
+    loop.call_later(SWEEP_SECONDS, sweep)
+
+
+def _shed(connections: set[Any], count: int) -> None:
+    """Close the ``count`` connections idle longest (or fewer, if fewer are idle)."""
+    idle = [c for c in connections if isinstance(c, GuardedHttpProtocol) and c.idle]
+    idle.sort(key=lambda connection: connection._since)
+    for connection in idle[:count]:
+        connection.transport.close()
