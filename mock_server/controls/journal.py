@@ -70,6 +70,7 @@ class JournalEntry:
         "raw_body",
         "received_at",
         "redacted_headers",
+        "served_model",
         "size",
         "source",
         "status",
@@ -96,6 +97,7 @@ class JournalEntry:
         request_schema: Mapping[str, Any] | None = None,
         unfetched_inputs: tuple[str, ...] = (),
         source: str | None = None,
+        served_model: str | None = None,
     ) -> None:
         self.received_at = received_at
         self.method = method
@@ -125,6 +127,8 @@ class JournalEntry:
         self.unfetched_inputs = unfetched_inputs
         """``image_urls`` the fake accepted without downloading them (``--fetch-input-images``)."""
         self.source = source
+        self.served_model = served_model
+        """The served model the request named, when the fake got that far (the metrics' label)."""
         """Where the answer came from when not from synthesis: ``replay <file>``, ``upstream``,
         ``replay miss, synthesized``, ...; None for the spec-driven fake's own answers."""
         self._headers: dict[str, str] | None = None

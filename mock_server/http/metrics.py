@@ -76,7 +76,8 @@ class Metrics:
                 entry = pending.popleft()
                 path = entry.path
                 if entry.is_generation:
-                    route, model = path.rstrip("/"), model_of(entry.raw_body)
+                    # The pipeline names the served model; only other bodies are searched.
+                    route, model = path.rstrip("/"), entry.served_model or model_of(entry.raw_body)
                 elif path.startswith(_IMAGE_PREFIX):
                     route, model = IMAGE_ROUTE, ""
                 else:

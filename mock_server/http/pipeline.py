@@ -503,6 +503,7 @@ class Pipeline:
             request_schema=made.operation.request_schema if made is not None else None,
             unfetched_inputs=made.unfetched_inputs if made is not None else (),
             source=request.source,
+            served_model=request.model,
         )
         self.journal.record(entry)
         for observer in self.observers:
