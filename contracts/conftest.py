@@ -19,6 +19,7 @@ from mock_server.contract import (
     run_contract,
 )
 from mock_server.contract.documents import load_documents
+from mock_server.contract.settings import CONTRACT_OPTIONS, settings_from_options
 
 REPORT = pytest.StashKey[ContractReport]()
 
@@ -32,41 +33,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="fake: the fake in-process (default); url: --contract-base-url; real: the real API "
         f"(cost guard on, key from {KEY_VARIABLE})",
     )
-    group.addoption("--contract-base-url", metavar="URL", help="server for the url/real targets")
-    group.addoption(
-        "--contract-spec", action="append", metavar="PATH", help="spec file or directory"
-    )
-    group.addoption("--contract-examples", type=int, metavar="N", help="examples per operation")
-    group.addoption(
-        "--contract-max-requests",
-        type=int,
-        metavar="N",
-        help="cap on requests that can create images (default 5 for the real API)",
-    )
-    group.addoption(
-        "--contract-allow-remote", action="store_true", help="allow a host off this machine"
-    )
-    group.addoption(
-        "--contract-rate-limit", metavar="RATE", help="e.g. 2/s (default 1/s for the real API)"
-    )
-    group.addoption("--contract-seed", type=int, metavar="N")
+    for option in CONTRACT_OPTIONS:
+        if option.in_pytest:
+            option.add(group.addoption, prefix="--contract-")
 
 
 def contract_settings(config: pytest.Config) -> ContractSettings:
     target = config.getoption("contract_target")
-    base_url = config.getoption("contract_base_url")
-    if target == "url" and not base_url:
+    given = vars(config.option)
+    if target == "url" and not given.get("contract_base_url"):
         raise pytest.UsageError("--contract-target url needs --contract-base-url")
-    return ContractSettings(
-        base_url=base_url if target != "fake" else None,
-        real=target == "real",
-        specs=tuple(config.getoption("contract_spec") or ()),
-        max_examples=config.getoption("contract_examples"),
-        max_requests=config.getoption("contract_max_requests"),
-        allow_remote=config.getoption("contract_allow_remote"),
-        seed=config.getoption("contract_seed"),
-        rate_limit=config.getoption("contract_rate_limit"),
-        api_key=os.environ.get(KEY_VARIABLE) or None,
+    fixed: dict[str, object] = {"real": target == "real"}
+    if target == "fake":
+        fixed["base_url"] = None
+    return settings_from_options(
+        given, prefix="--contract-", api_key=os.environ.get(KEY_VARIABLE) or None, **fixed
     )
 
 

@@ -1,12 +1,16 @@
 import atexit
+import io
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
+from PIL import Image
 
 from mock_server import Settings, SpecSet, create_app, load_specs
 from mock_server.http.app import FakeApp
@@ -65,3 +69,51 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if long:
         config.hook.pytest_deselected(items=long)
         items[:] = [item for item in items if not item.get_closest_marker("long")]
+
+
+# Shared by the tests of what the fake answers ----------------------------------------------------
+
+FLUX2 = "blackforestlabs/flux-2"
+FLUX2_MAX = "blackforestlabs/flux-2-max"
+PROMPT = "A T-Rex relaxing on a beach, lying on a sun lounger and wearing sunglasses."
+GENERATIONS = "/v1/images/generations"
+JSON_TYPE = "application/json; charset=utf-8"
+MESSAGE_401 = (
+    "This request requires a valid API key. "
+    "You can create a new API key on the Billing page: https://aimlapi.com/app/keys"
+)
+
+
+async def generate(
+    client: httpx.AsyncClient, path: str = GENERATIONS, **body: object
+) -> httpx.Response:
+    return await client.post(path, json={"model": FLUX2, "prompt": PROMPT, **body}, headers=AUTH)
+
+
+async def download(client: httpx.AsyncClient, url: str) -> tuple[httpx.Response, Image.Image]:
+    response = await client.get(url)
+    assert response.status_code == 200, response.text
+    return response, Image.open(io.BytesIO(response.content))
+
+
+def assert_envelope(response: httpx.Response, status: int, path: str) -> dict[str, object]:
+    assert response.status_code == status
+    assert response.headers["content-type"] == JSON_TYPE
+    body = response.json()
+    assert body["statusCode"] == status
+    assert body["path"] == path
+    assert body["requestId"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", str(body["timestamp"]))
+    sent = datetime.fromisoformat(str(body["timestamp"]).replace("Z", "+00:00"))
+    assert abs((datetime.now(UTC) - sent).total_seconds()) < 5
+    assert isinstance(body["message"], str) and body["message"]
+    return body
+
+
+async def post_raw(
+    client: httpx.AsyncClient, content: bytes, content_type: str | None = "application/json"
+) -> httpx.Response:
+    headers = dict(AUTH)
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    return await client.post(GENERATIONS, content=content, headers=headers)

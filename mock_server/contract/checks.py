@@ -15,6 +15,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,6 +26,7 @@ from schemathesis import Case, CheckContext, HookContext, Response
 from schemathesis.schemas import BaseSchema
 
 from ..engine.reading import LIMIT_CODE
+from ..engine.shapes import CREDITS_PER_USD
 from ..engine.synthesis import image_request, image_slot
 from ..engine.validation import SchemaValidator, detail_lines
 from ..spec.load import SpecSet
@@ -39,6 +41,7 @@ CUSTOM_CHECKS = (
     "one_entry_per_image",
     "error_envelope_conformance",
     "documented_response_fields",
+    "tracing_and_cost_headers",
 )
 _PIL_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP", "gif": "GIF", "tiff": "TIFF"}
 _DOWNLOAD_TIMEOUT = 120
@@ -89,7 +92,7 @@ class RunContext:
         operation = self.operation(case)
         if operation is None or not isinstance(case.body, dict) or self.request_problems(case):
             return None
-        return image_request(operation, case.body, lambda: 1)
+        return image_request(operation, case.body)
 
     def download(self, url: str) -> bytes:
         if (
@@ -332,6 +335,61 @@ def documented_response_fields(
     for name in undocumented_fields(body, schema):
         raise Drift(f"undocumented:{name}", f"{name} present, spec does not document it")
     return None
+
+
+@schemathesis.check
+def tracing_and_cost_headers(ctx: CheckContext, response: Response, case: Case[Any]) -> bool | None:
+    """Every answer of an inference operation carries ``x-inference-id``; a JSON answer also
+    the cost headers, which agree with each other and with ``meta.usage.credits_used``."""
+    if _run_of(case) is None:
+        return None
+    headers = {name: _header(response, name) for name in TRACING_HEADERS}
+    drift = header_drift(headers, _media_type(response), _json(response), _is_success(response))
+    if drift is not None:
+        raise drift
+    return None
+
+
+TRACING_HEADERS = ("x-inference-id", "x-aimlapi-credits-used", "x-aimlapi-usd-spent")
+CREDITS_HEADER, USD_HEADER = TRACING_HEADERS[1:]
+
+
+def header_drift(
+    headers: dict[str, str], media_type: str, body: Any, success: bool
+) -> Drift | None:
+    """What is wrong with an answer's tracing and cost headers (by lower-case name), if any."""
+    if not headers.get("x-inference-id"):
+        return Drift("header-missing:x-inference-id", "x-inference-id header missing")
+    if "json" not in media_type:
+        return None
+    credits, usd = headers.get(CREDITS_HEADER, ""), headers.get(USD_HEADER, "")
+    for name, value in ((CREDITS_HEADER, credits), (USD_HEADER, usd)):
+        if not value:
+            return Drift(f"header-missing:{name}", f"{name} header missing on a JSON answer")
+    if not credits.isdigit():
+        return Drift("header-credits", f"{CREDITS_HEADER} {credits!r} is not a whole number")
+    try:
+        dollars: Decimal | None = Decimal(usd)
+    except InvalidOperation:
+        dollars = None
+    if dollars is None or dollars != Decimal(int(credits)) / CREDITS_PER_USD:
+        return Drift(
+            "header-usd",
+            f"{USD_HEADER} {usd} is not {CREDITS_HEADER} {credits} / {CREDITS_PER_USD:,}",
+        )
+    usage = _walk(body, ("meta", "usage")) if success else None
+    in_body = usage.get("credits_used") if isinstance(usage, dict) else None
+    numeric = isinstance(in_body, int | float) and not isinstance(in_body, bool)
+    if numeric and in_body != int(credits):
+        return Drift(
+            "header-credits-body", f"{CREDITS_HEADER} {credits}, meta.usage.credits_used {in_body}"
+        )
+    return None
+
+
+def _header(response: Response, name: str) -> str:
+    values = response.headers.get(name) or [""]
+    return str(values[0]).strip()
 
 
 def _success_schema(run: RunContext, case: Case[Any], response: Response) -> Any:

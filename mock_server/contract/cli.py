@@ -11,7 +11,7 @@ import os
 import sys
 
 from ..errors import SpecError
-from ..http.deviations import DEVIATIONS
+from .settings import CONTRACT_OPTIONS, settings_from_options
 
 DEFAULT_REPORT_DIR = "reports"
 
@@ -26,68 +26,13 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "writes JUnit XML, and exits 0 only when every check passed. The API key is read from "
         "AIMLAPI_KEY and never printed or written.",
     )
-    contract.add_argument(
-        "--base-url", metavar="URL", help="server to check (default: the fake, in-process)"
-    )
-    contract.add_argument(
-        "--real",
-        action="store_true",
-        help="the target costs money (implied for *.aimlapi.com): cost guard on, key from "
-        "AIMLAPI_KEY required; the base URL defaults to https://api.aimlapi.com",
-    )
-    contract.add_argument(
-        "--spec",
-        action="append",
-        metavar="PATH",
-        help="OpenAPI file or directory to check against; repeat for more (default: the bundled "
-        "specs)",
-    )
-    contract.add_argument(
-        "--max-requests",
-        type=int,
-        metavar="N",
-        help="cap on requests that can create images (default 5 against the real API, no cap "
-        "otherwise)",
-    )
-    contract.add_argument(
-        "--max-examples", type=int, metavar="N", help="examples per operation (default 100)"
-    )
+    for option in CONTRACT_OPTIONS:
+        option.add(contract.add_argument)
     contract.add_argument(
         "--report-dir",
         default=DEFAULT_REPORT_DIR,
         metavar="DIR",
         help=f"where to write the JUnit XML and the summary (default: {DEFAULT_REPORT_DIR})",
-    )
-    contract.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="send nothing: list the requests a run would send and estimate their cost",
-    )
-    contract.add_argument(
-        "--allow-remote",
-        action="store_true",
-        help="allow sending requests to a host that is not this machine",
-    )
-    contract.add_argument(
-        "--rate-limit", metavar="RATE", help="e.g. 2/s or 100/m (default 1/s against the real API)"
-    )
-    contract.add_argument("--seed", type=int, help="seed for the generated data (default random)")
-    contract.add_argument(
-        "--phases",
-        metavar="LIST",
-        help="comma-separated phases: examples, coverage, fuzzing, stateful (default all; "
-        "examples,fuzzing against the real API)",
-    )
-    contract.add_argument(
-        "--deviation",
-        action="append",
-        choices=sorted(DEVIATIONS),
-        metavar="NAME",
-        help="make the in-process fake deviate from the spec (to see the findings): "
-        + ", ".join(sorted(DEVIATIONS)),
-    )
-    contract.add_argument(
-        "--exclude-check", action="append", metavar="NAME", help="a check not to run; repeatable"
     )
 
     specs = commands.add_parser("specs", help="work with OpenAPI spec files")
@@ -124,7 +69,7 @@ def specs_diff(old: str, new: str) -> int:
 
 def contract(args: argparse.Namespace) -> int:
     try:
-        from . import ContractError, ContractSettings, run_contract
+        from . import ContractError, run_contract
         from .settings import KEY_VARIABLE
     except ImportError as error:
         print(
@@ -134,23 +79,7 @@ def contract(args: argparse.Namespace) -> int:
         )
         return 2
     try:
-        settings = ContractSettings(
-            base_url=args.base_url,
-            real=args.real,
-            specs=tuple(args.spec or ()),
-            max_examples=args.max_examples,
-            max_requests=args.max_requests,
-            allow_remote=args.allow_remote,
-            dry_run=args.dry_run,
-            rate_limit=args.rate_limit,
-            seed=args.seed,
-            phases=tuple(p.strip() for p in args.phases.split(",") if p.strip())
-            if args.phases
-            else None,
-            deviations=tuple(args.deviation or ()),
-            exclude_checks=tuple(args.exclude_check or ()),
-            api_key=os.environ.get(KEY_VARIABLE) or None,
-        )
+        settings = settings_from_options(vars(args), api_key=os.environ.get(KEY_VARIABLE) or None)
         report = run_contract(settings)
     except (ContractError, SpecError) as error:
         print(f"aimlapi-mock: error: {error}", file=sys.stderr)

@@ -63,9 +63,6 @@ class CostGuard:
             self.sent.append(request)
             return request
 
-    def used(self, operation: str) -> int:
-        return sum(1 for request in self.sent if request.operation == operation)
-
 
 class Redactor:
     """Replaces secrets (the API key) in any text before it is shown or written.

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..engine.reading import MAX_IMAGES
-from ..http.deviations import CREDITS_PER_USD
+from ..engine.shapes import CREDITS_PER_USD
 from ..images.tokens import MAX_PIXELS, MAX_SIDE
 from .findings import Finding
 from .guard import CostGuard, Redactor

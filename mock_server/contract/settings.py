@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from ..http.deviations import check_deviations
+from ..http.deviations import DEVIATIONS, check_deviations
 
 TargetKind = Literal["fake", "url", "real"]
 
@@ -165,3 +166,118 @@ def is_loopback(url: str) -> bool:
 def _is_aimlapi(url: str) -> bool:
     host = (urlsplit(url).hostname or "").rstrip(".").lower()
     return host == "aimlapi.com" or host.endswith(".aimlapi.com")
+
+
+@dataclass(frozen=True)
+class ContractOption:
+    """One setting of a contract run, declared once for ``aimlapi-mock contract`` and for
+    ``pytest contracts/`` (as ``--contract-<flag>``, where ``in_pytest``).
+
+    ``kind``: ``text``, ``number`` (a whole number), ``switch`` (a flag without a value),
+    ``many`` (repeatable) or ``list`` (comma-separated).
+    """
+
+    field: str
+    flag: str
+    help: str
+    kind: Literal["text", "number", "switch", "many", "list"] = "text"
+    metavar: str | None = None
+    in_pytest: bool = True
+    choices: tuple[str, ...] | None = None
+
+    def add(self, add_argument: Callable[..., Any], *, prefix: str = "--") -> None:
+        """Declare the option with ``add_argument`` (argparse's, or pytest's ``addoption``)."""
+        options: dict[str, Any] = {"dest": self.dest(prefix), "help": self.help}
+        if self.kind == "switch":
+            options["action"] = "store_true"
+        else:
+            options["metavar"] = self.metavar
+        if self.kind == "number":
+            options["type"] = int
+        if self.kind == "many":
+            options["action"] = "append"
+        if self.choices is not None:
+            options["choices"] = self.choices
+        add_argument(prefix + self.flag.removeprefix("--"), **options)
+
+    def dest(self, prefix: str = "--") -> str:
+        return ("contract_" if prefix != "--" else "") + self.field
+
+    def value(self, given: Any) -> Any:
+        """The ContractSettings value for what the option was given (None when not given)."""
+        if self.kind in ("switch",):
+            return bool(given)
+        if self.kind == "many":
+            return tuple(given or ())
+        if self.kind == "list":
+            if not given:
+                return None
+            return tuple(part.strip() for part in str(given).split(",") if part.strip())
+        return given
+
+
+CONTRACT_OPTIONS: tuple[ContractOption, ...] = (
+    ContractOption(
+        "base_url", "--base-url", "server to check (default: the fake, in-process)", metavar="URL"
+    ),
+    ContractOption(
+        "real", "--real", "the target costs money (implied for *.aimlapi.com): cost guard on, "
+        f"key from {KEY_VARIABLE} required; the base URL defaults to {REAL_API_URL}",
+        "switch", in_pytest=False,
+    ),
+    ContractOption(
+        "specs", "--spec", "OpenAPI file or directory to check against; repeat for more "
+        "(default: the bundled specs)", "many", metavar="PATH",
+    ),
+    ContractOption(
+        "max_requests", "--max-requests", "cap on requests that can create images (default "
+        f"{DEFAULT_IMAGE_REQUESTS} against the real API, no cap otherwise)", "number",
+        metavar="N",
+    ),
+    ContractOption(
+        "max_examples", "--max-examples", f"examples per operation (default {DEFAULT_EXAMPLES})",
+        "number", metavar="N",
+    ),
+    ContractOption(
+        "dry_run", "--dry-run", "send nothing: list the requests a run would send and estimate "
+        "their cost", "switch", in_pytest=False,
+    ),
+    ContractOption(
+        "allow_remote", "--allow-remote", "allow sending requests to a host that is not this "
+        "machine", "switch",
+    ),
+    ContractOption(
+        "rate_limit", "--rate-limit", f"e.g. 2/s or 100/m (default {DEFAULT_RATE_LIMIT} against "
+        "the real API)", metavar="RATE",
+    ),
+    ContractOption(
+        "seed", "--seed", "seed for the generated data (default random)", "number", metavar="N"
+    ),
+    ContractOption(
+        "phases", "--phases", f"comma-separated phases: {', '.join(PHASES)} (default all; "
+        "examples,fuzzing against the real API)", "list", metavar="LIST",
+    ),
+    ContractOption(
+        "deviations", "--deviation", "make the in-process fake deviate from the spec (to see the "
+        f"findings): {', '.join(sorted(DEVIATIONS))}", "many", metavar="NAME",
+        in_pytest=False, choices=tuple(sorted(DEVIATIONS)),
+    ),
+    ContractOption(
+        "exclude_checks", "--exclude-check", "a check not to run; repeatable", "many",
+        metavar="NAME",
+    ),
+)  # fmt: skip
+"""Every option of a contract run; the CLI and ``contracts/conftest.py`` derive theirs."""
+
+
+def settings_from_options(
+    given: Mapping[str, Any], *, prefix: str = "--", **fixed: Any
+) -> ContractSettings:
+    """ContractSettings from parsed options (argparse's namespace as a dict, or pytest's), with
+    ``fixed`` fields (the API key, the target) on top."""
+    values = {
+        option.field: option.value(given.get(option.dest(prefix)))
+        for option in CONTRACT_OPTIONS
+        if prefix == "--" or option.in_pytest
+    }
+    return ContractSettings(**{**values, **fixed})

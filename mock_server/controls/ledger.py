@@ -58,6 +58,8 @@ class CreditLedger:
         """
         if isinstance(credits, bool) or not isinstance(credits, int) or credits < 0:
             raise ValueError(f"a charge must be a whole number of credits, got {credits!r}")
+        if self._balance is None:
+            return  # unlimited: nothing to count (the usual case, without taking the lock)
         with self._lock:
             if self._balance is None:
                 return

@@ -16,9 +16,8 @@ import re
 import threading
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from ..engine.synthesis import usd_spent
 from ..errors import ApiError
@@ -32,9 +31,8 @@ _PERIOD = re.compile(r"([1-9][0-9]{0,6})([hd])")
 _SINGLE = ("period", "start", "end", "limit", "offset")
 
 
-@dataclass(frozen=True)
-class LogEntry:
-    """One request, as the logs list it."""
+class LogEntry(NamedTuple):
+    """One request, as the logs list it (a tuple: one is made for every generation)."""
 
     created: float  # seconds since the epoch
     model: str

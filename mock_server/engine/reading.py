@@ -57,16 +57,22 @@ _RATIO_TEXT = re.compile(r"\s*(\d{1,6}(?:\.\d{1,6})?)\s*:\s*(\d{1,6}(?:\.\d{1,6}
 
 
 def image_request(
-    operation: Operation, body: Mapping[str, Any], pick_seed: Callable[[], int]
+    operation: Operation, body: Mapping[str, Any], pick_seed: Callable[[], int] | None = None
 ) -> ImageRequest:
     """Read size, format, count and seed from a request body valid for ``operation``.
 
+    ``pick_seed`` chooses the seed of a body that sends none; without it such a request gets
+    seed 0 (for callers after the size, format and count only).
     Absent fields take the schema's defaults. A count declared as a number rounds down (2.7 asks
     for 2 images, 2.0 for 2). A field the schema does not declare (``num_images`` sent to
     flux-2-max) is ignored, as the real API does with undeclared fields; ``seed`` is read
     wherever it is sent, rounded down, a negative one taken modulo ``NEGATIVE_SEED_MODULUS``.
     """
-    return RequestReader(operation).read(body, pick_seed)
+    return RequestReader(operation).read(body, pick_seed or _no_seed)
+
+
+def _no_seed() -> int:
+    return 0
 
 
 class RequestReader:
@@ -354,7 +360,4 @@ def _image_format_name(value: Any) -> str | None:
 
 
 def _is_number(value: Any) -> TypeGuard[int | float]:
-    return isinstance(value, _NUMBERS) and not isinstance(value, bool)
-
-
-_NUMBERS = (int, float)  # a tuple: ``int | float`` would build a union object on every call
+    return isinstance(value, int | float) and not isinstance(value, bool)

@@ -64,9 +64,6 @@ class SchemaValidator:
         self._fast = compiled if compiled is not None and fast_path_agrees(schema) else None
         self._detailed: Draft7Validator | None = None
 
-    def is_valid(self, instance: JSON) -> bool:
-        return self._fast_accepts(instance) or bool(self._jsonschema().is_valid(instance))
-
     def violations(self, instance: JSON) -> list[Violation]:
         """Every way ``instance`` breaks the schema, ordered by field."""
         if self._fast_accepts(instance):
@@ -238,14 +235,11 @@ def show(value: JSON) -> str:
     return text if len(text) <= _MAX_SHOWN_CHARS else text[:_MAX_SHOWN_CHARS] + "…"
 
 
-_CONTAINERS = (list, dict)  # a tuple: ``list | dict`` would build a union object on every call
-
-
 def summarise(value: JSON) -> JSON:
     """``value`` as echoed in a violation: scalars as they are, big things cut down."""
     if isinstance(value, str) and len(value) > 200:
         return value[:200] + "…"
-    if isinstance(value, _CONTAINERS):
+    if isinstance(value, list | dict):
         text = json.dumps(value, default=str)
         return value if len(text) <= 200 else f"<{zod_type(value)} of {len(value)} items>"
     return value

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 if TYPE_CHECKING:
     pass
 
+from ..engine.shapes import CREDITS_PER_USD
 from ..images.tokens import decode_image_token, encode_image_token
 from ..types import JSON, Answer
 
@@ -29,10 +30,20 @@ DEVIATIONS: dict[str, str] = {
     "problem-json": "errors are application/problem+json bodies instead of the legacy envelope",
     "data-null": "successful generations answer with data: null",
     "wrong-size": "image URLs serve pictures of half the requested width and height",
+    "no-tracing-headers": "answers carry no x-inference-id and no cost headers, as before the "
+    "API documented them",
 }
 """Every deviation the fake can switch on, with what it does."""
 
-CREDITS_PER_USD = 2_000_000
+_TRACING_HEADERS = frozenset(
+    {
+        b"x-inference-id",
+        b"x-client-request-id",
+        b"x-aimlapi-credits-used",
+        b"x-aimlapi-usd-spent",
+        b"access-control-expose-headers",
+    }
+)
 PROBLEM_JSON = "application/problem+json; charset=utf-8"
 
 # The exception class NestJS names in ``error.name`` for each status.
@@ -74,6 +85,9 @@ class Deviations:
 
     def __call__(self, answer: Answer, path: str) -> Answer:
         """The answer to send instead of ``answer``."""
+        if "no-tracing-headers" in self.deviations:
+            kept = [(n, v) for n, v in answer.headers if n not in _TRACING_HEADERS]
+            answer = Answer(answer.status, kept, answer.body)
         if not answer.is_json:
             return answer
         status, media_type, body = self.rewrite(answer.status, answer.body, path)

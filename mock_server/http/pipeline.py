@@ -34,7 +34,8 @@ from ..controls.usage import LogEntry, UsageLog
 from ..engine.body import check_content_type, parse_json_body
 from ..engine.ids import new_request_id
 from ..engine.service import Generation, ImageService
-from ..engine.synthesis import MEGAPIXEL, cost_headers
+from ..engine.shapes import CREDITS_PER_USD
+from ..engine.synthesis import MEGAPIXEL
 from ..engine.tracing import client_request_id, new_inference_id
 from ..errors import ApiError, ConfigError
 from ..types import JSON, Answer, Source
@@ -54,6 +55,7 @@ _IMAGE_PREFIX = IMAGE_ROUTE + "/"
 _HOST = re.compile(r"[A-Za-z0-9.\-_~%!$&'()*+,;=]+(:[0-9]*)?|\[[0-9A-Fa-f:.]+\](:[0-9]*)?")
 """A ``Host`` header fit to build image URLs from (RFC 3986 reg-name or IP literal, port)."""
 
+_NANO_USD = 10**9 // CREDITS_PER_USD
 _EXPOSE_HEADERS = (
     b"access-control-expose-headers",
     b"x-inference-id, x-client-request-id, x-aimlapi-credits-used, x-aimlapi-usd-spent",
@@ -77,6 +79,7 @@ class Request:
     model: str | None = None
     """The served model a generation named, once the body is read."""
     inference_id: str | None = None
+    request_id: str | None = None
     client_request_id: str | None = None
     source: str | None = None
     """Where the answer came from when a source answered (or passed): for the journal."""
@@ -136,6 +139,8 @@ class Pipeline:
         try:
             if framing is not None:
                 answer, made = error_answer(framing, request.path, new_request_id()), None
+                if generation:
+                    self.trace(request, answer, 0)
             elif generation:
                 problem = await self.read_body(request, receive)
                 sourced = await self.answer_from_source(request, problem) if self.source else None
@@ -168,12 +173,15 @@ class Pipeline:
                 fault, delay = self.faults_for(request, prefer, generation, answer, made)
             except ApiError as bad_prefer:
                 answer = error_answer(bad_prefer, request.path, new_request_id())
+                if generation:
+                    self.trace(request, answer, 0)
                 fault, delay = None, 0.0
             own_answer = None
             if fault is not None and fault.status is not None:
                 own_answer = answer.body
                 forced = ApiError(fault.status, headers=fault.headers)
-                answer = error_answer(forced, request.path, new_request_id())
+                request.request_id = new_request_id()
+                answer = error_answer(forced, request.path, request.request_id)
                 if generation:
                     self.trace(request, answer, 0)
                 if made is not None:
@@ -281,7 +289,7 @@ class Pipeline:
         The order of the checks is the real API's: 401, then 415, then 413, then 400, then 403
         (out of credits). Every answer carries the API's tracing and cost headers.
         """
-        request_id = new_request_id()
+        request_id = request.request_id = new_request_id()
         headers, service = request.headers, self.service
         body: JSON = None
         try:
@@ -317,10 +325,12 @@ class Pipeline:
         headers.append((b"x-inference-id", request.inference_id.encode("ascii")))
         if request.client_request_id is not None:
             headers.append((b"x-client-request-id", request.client_request_id.encode("ascii")))
-        for name, value in cost_headers(credits).items():
-            headers.append((name.encode("ascii"), value.encode("ascii")))
+        # The cost headers as cost_headers() writes them: USD with 9 decimals, exactly.
+        headers.append((b"x-aimlapi-credits-used", b"%d" % credits))
+        headers.append((b"x-aimlapi-usd-spent", b"%d.%09d" % divmod(credits * _NANO_USD, 10**9)))
         headers.append(_EXPOSE_HEADERS)
-        self.cors(request, headers)
+        if b"origin" in request.headers:
+            self.cors(request, headers)
 
     def cors(self, request: Request, headers: list[tuple[bytes, bytes]]) -> None:
         """Let a browser app on an allowed origin read the answer."""
@@ -359,12 +369,19 @@ class Pipeline:
             if method == "HEAD":
                 answer.body = b""
             return answer
+        operation_path = trimmed in self._methods
         allowed = self._methods.get(trimmed) or (["GET"] if trimmed in ACCOUNT_PATHS else None)
-        if allowed and method == "OPTIONS":
-            return self.preflight(request, allowed)
-        if allowed:
-            return method_not_allowed(method, path, allowed, new_request_id())
-        return not_found(method, path, new_request_id())
+        if not allowed:
+            return not_found(method, path, new_request_id())
+        if method == "OPTIONS":
+            answer = self.preflight(request, allowed)
+        else:
+            answer = method_not_allowed(method, path, allowed, new_request_id())
+        if operation_path:  # an inference route: traced (and CORS), whatever the method
+            self.trace(request, answer, 0)
+        elif method == "OPTIONS":
+            self.cors(request, answer.headers)
+        return answer
 
     def preflight(self, request: Request, allowed: list[str]) -> Answer:
         """The answer to a browser's CORS preflight for an API route."""
@@ -376,7 +393,6 @@ class Pipeline:
         wanted = request.headers.get(b"access-control-request-headers")
         if wanted is not None:
             headers.append((b"access-control-allow-headers", wanted))
-        self.cors(request, headers)
         return Answer(204, headers, b"")
 
     def faults_for(
@@ -477,7 +493,7 @@ class Pipeline:
                     "succeeded" if succeeded else "failed",
                     made.credits if made is not None and succeeded else 0,
                     request.inference_id,
-                    _header(answer.headers, b"x-request-id"),
+                    request.request_id,
                     request.client_request_id,
                 )
             )
@@ -560,13 +576,6 @@ def base_url(scope: Scope, headers: dict[bytes, bytes]) -> str:
 async def send_answer(answer: Answer, send: Send) -> None:
     await send({"type": "http.response.start", "status": answer.status, "headers": answer.headers})
     await send({"type": "http.response.body", "body": answer.body})
-
-
-def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
-    for key, value in headers:
-        if key == name:
-            return value.decode("latin-1")
-    return None
 
 
 def _served_model(body: JSON, models: frozenset[str]) -> str | None:

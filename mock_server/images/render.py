@@ -545,11 +545,6 @@ class ImageCache:
         self.misses = 0
 
     @property
-    def max_bytes(self) -> int:
-        """The bound on the total size of the cached images."""
-        return self._max_bytes
-
-    @property
     def size_bytes(self) -> int:
         """The total size of the cached images."""
         with self._lock:

@@ -67,7 +67,7 @@ class DriftChecker:
         else:
             findings += self._error(operation, status, media_type, answer)
         if success and not problems and isinstance(body, dict) and images:
-            wanted = image_request(operation, body, lambda: 1)
+            wanted = image_request(operation, body)
             for number, data in enumerate(images, start=1):
                 found = image_finding(data, wanted, number)
                 if found is not None:
@@ -97,7 +97,7 @@ class DriftChecker:
             ]
         data = answer.get("data", []) if isinstance(answer, dict) else []
         if isinstance(body, dict):
-            wanted = image_request(operation, body, lambda: 1)
+            wanted = image_request(operation, body)
             images = f"{wanted.count} image{'s' if wanted.count != 1 else ''} requested"
             if data is None:
                 findings.append(f"data is null in a successful response, {images}")

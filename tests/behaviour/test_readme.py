@@ -172,10 +172,16 @@ def check_command(words: list[str]) -> bool:
     if program == "sh" and words[1:2] == ["-c"]:
         return any([check_command(inner) for inner in commands(words[2])])
     if program == "pytest" and words[1:2] == ["contracts/"]:
-        options = (ROOT / "contracts" / "conftest.py").read_text()
+        from mock_server.contract.settings import CONTRACT_OPTIONS
+
+        options = {"--contract-target"} | {
+            "--contract-" + option.flag.removeprefix("--")
+            for option in CONTRACT_OPTIONS
+            if option.in_pytest
+        }
         for word in words[2:]:
             if word.startswith("--"):
-                assert f'"{word}"' in options, f"pytest contracts/ has no option {word}"
+                assert word in options, f"pytest contracts/ has no option {word}"
         return True
     if program == "aimlapi-mock":
         try:

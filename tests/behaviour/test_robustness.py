@@ -332,6 +332,7 @@ def test_each_worker_serves_image_urls_the_other_issued() -> None:
         [*SERVE, "--workers", "2", "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,  # so stop() reaches the workers too
     )
     paused: list[int] = []
     try:
@@ -356,8 +357,7 @@ def test_each_worker_serves_image_urls_the_other_issued() -> None:
         for pid in paused:
             with contextlib.suppress(ProcessLookupError):  # so the real failure shows
                 os.kill(pid, signal.SIGCONT)
-        process.terminate()
-        process.wait(timeout=20)
+        stop(process)
 
 
 def _free_port() -> int:
@@ -398,6 +398,7 @@ def test_soak_64_connections_for_a_minute() -> None:
         [*SERVE, "--port", str(port), "--url-secret", URL_SECRET],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,  # so stop() reaches the workers too
     )
     try:
         _wait_until_serving(port)
@@ -408,8 +409,7 @@ def test_soak_64_connections_for_a_minute() -> None:
         soak = asyncio.run(drive(base_url, requests, mode="random", connections=64, seconds=60))
         rss_end = _rss(process.pid)
     finally:
-        process.terminate()
-        process.wait(timeout=20)
+        stop(process)
     for result in (warm_up, soak):
         assert not result.transport_errors, result.transport_errors
         assert result.count(500, 599) == 0, result.statuses
@@ -418,3 +418,15 @@ def test_soak_64_connections_for_a_minute() -> None:
     growth = rss_end / rss_warm - 1
     print(f"soak: {soak.requests} requests, RSS {rss_warm / 2**20:.0f} -> {rss_end / 2**20:.0f} MB")
     assert growth < 0.10, f"RSS grew {growth:.0%} after warm-up"
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop a served fake and its workers (its own session); kill them if they linger."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGCONT)  # a worker a test paused must see the signal
+        os.killpg(process.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=20)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=20)

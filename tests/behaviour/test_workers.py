@@ -27,6 +27,7 @@ from tests.behaviour.test_robustness import (
     _free_port,
     _wait_until_serving,
     _worker_pids,
+    stop,
 )
 
 pytestmark = pytest.mark.skipif(
@@ -69,6 +70,7 @@ def test_the_journal_and_counted_faults_span_the_workers() -> None:
         [*SERVE, "--workers", "2", "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,  # so stop() reaches the workers too
     )
     try:
         workers = _worker_pids(process.pid, 2)
@@ -101,8 +103,7 @@ def test_the_journal_and_counted_faults_span_the_workers() -> None:
     finally:
         for pid in _worker_pids(process.pid, 2):
             os.kill(pid, signal.SIGCONT)
-        process.terminate()
-        process.wait(timeout=20)
+        stop(process)
 
 
 def test_the_store_keeps_entries_bounded_and_without_secrets(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mock_server.cli import main
+from mock_server.cli import build_parser, main
 from mock_server.spec.load import bundled_specs_dir
 from tests.served import serve_fake
 
@@ -178,7 +178,7 @@ def test_pytest_entry_point_against_a_url(tmp_path: Path) -> None:
                 "url",
                 "--contract-base-url",
                 base_url,
-                "--contract-examples",
+                "--contract-max-examples",
                 "5",
                 "--contract-spec",
                 FLUX2,
@@ -211,3 +211,30 @@ def test_an_unknown_check_is_an_error_listing_the_valid_ones(
     assert main(["contract", *QUICK, "--exclude-check", "nope"]) == 2
     err = capsys.readouterr().err
     assert "unknown check 'nope'" in err and "not_a_server_error" in err
+
+
+def test_every_contract_setting_is_declared_once_for_the_cli_and_pytest() -> None:
+    from dataclasses import fields
+
+    from mock_server.contract.settings import (
+        CONTRACT_OPTIONS,
+        ContractSettings,
+        settings_from_options,
+    )
+
+    declared = [option.field for option in CONTRACT_OPTIONS]
+    assert sorted(declared) == sorted(
+        f.name for f in fields(ContractSettings) if f.name != "api_key"
+    )
+    args = build_parser().parse_args(
+        ["contract", "--spec", "a.yaml", "--spec", "b", "--max-examples", "3", "--phases",
+         "examples, fuzzing", "--deviation", "status-201", "--exclude-check", "x", "--dry-run"]
+    )  # fmt: skip
+    settings = settings_from_options(vars(args))
+    assert settings.specs == ("a.yaml", "b") and settings.max_examples == 3
+    assert settings.phases == ("examples", "fuzzing") and settings.deviations == ("status-201",)
+    assert settings.exclude_checks == ("x",) and settings.dry_run is True
+    # pytest's options carry the --contract- prefix, and only those a pytest run can use.
+    pytest_given = {"contract_specs": ["s.yaml"], "contract_seed": 7, "contract_real": True}
+    from_pytest = settings_from_options(pytest_given, prefix="--contract-")
+    assert (from_pytest.specs, from_pytest.seed, from_pytest.real) == (("s.yaml",), 7, False)

@@ -57,6 +57,7 @@ def test_in_process_fake_is_clean() -> None:
         "one_entry_per_image",
         "error_envelope_conformance",
         "documented_response_fields",
+        "tracing_and_cost_headers",
         "ignored_auth",
         "negative_data_rejection",
         "positive_data_acceptance",
@@ -79,6 +80,7 @@ def test_in_process_fake_is_clean() -> None:
         ),
         ("data-null", "data is null in a successful response, 1 image requested"),
         ("wrong-size", "images of the wrong size: "),
+        ("no-tracing-headers", "x-inference-id header missing"),
     ],
 )
 def test_each_deviation_gives_its_finding(deviation: str, finding: str) -> None:
@@ -437,3 +439,112 @@ def test_the_cost_guard_shares_the_cap_only_among_operations_it_runs() -> None:
         "c-edit-strict.yaml POST /v1/images/edits",
     }
     assert report.guard.cap == 4
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "sentence"),
+    [
+        ({}, {}, "x-inference-id header missing"),
+        (
+            {"x-inference-id": "V1StGXR8Z5jdHi6BmyT8k"},
+            {},
+            "x-aimlapi-credits-used header missing on a JSON answer",
+        ),
+        (
+            {"x-inference-id": "i", "x-aimlapi-credits-used": "2480", "x-aimlapi-usd-spent": "1"},
+            {},
+            "x-aimlapi-usd-spent 1 is not x-aimlapi-credits-used 2480 / 2,000,000",
+        ),
+        (
+            {"x-inference-id": "i", "x-aimlapi-credits-used": "a", "x-aimlapi-usd-spent": "0"},
+            {},
+            "x-aimlapi-credits-used 'a' is not a whole number",
+        ),
+        (
+            {
+                "x-inference-id": "i",
+                "x-aimlapi-credits-used": "2480",
+                "x-aimlapi-usd-spent": "0.001240000",
+            },
+            {"meta": {"usage": {"credits_used": 25200}}},
+            "x-aimlapi-credits-used 2480, meta.usage.credits_used 25200",
+        ),
+    ],
+    ids=["no-inference-id", "no-cost", "usd-disagrees", "credits-not-a-number", "body-disagrees"],
+)
+def test_each_header_drift_has_its_sentence(
+    headers: dict[str, str], body: object, sentence: str
+) -> None:
+    from mock_server.contract.checks import header_drift
+
+    drift = header_drift(headers, "application/json", body, success=True)
+    assert drift is not None and drift.sentence == sentence
+    consistent = {
+        "x-inference-id": "i",
+        "x-aimlapi-credits-used": "25200",
+        "x-aimlapi-usd-spent": "0.012600000",
+    }
+    assert header_drift(consistent, "application/json", {"meta": {"usage": {}}}, True) is None
+    assert header_drift({"x-inference-id": "i"}, "image/png", None, True) is None
+
+
+def _failure(kind: str, **attributes: object) -> Exception:
+    """A stand-in for a schemathesis failure of class ``kind``, as explain() reads it."""
+    failure = type(kind, (Exception,), {})()
+    for name, value in attributes.items():
+        setattr(failure, name, value)
+    return failure
+
+
+@pytest.mark.parametrize(
+    ("failure", "status", "media_type", "body", "sentence"),
+    [
+        (_failure("UndefinedStatusCode", defined_status_codes=["200", "400"]), 201,
+         "application/json", {}, "success status 201, spec documents 200"),
+        (_failure("UndefinedStatusCode", defined_status_codes=["200", "400"]), 418,
+         "application/json", {}, "status 418, which the spec does not document (it documents "
+         "200, 400)"),
+        (_failure("UndefinedContentType", defined_content_types=["application/json"]), 200,
+         "text/html", "x", "success body is text/html, spec documents application/json"),
+        (_failure("ServerError"), 502, "application/json", {}, "server error 502"),
+        (_failure("RejectedPositiveData"), 400, "application/json",
+         {"message": "Body validation error\nprompt: Required"},
+         "schema-valid request rejected with 400"),
+        (_failure("AcceptedNegativeData"), 200, "application/json", {},
+         "schema-invalid request accepted with 200 (seed: Expected number)"),
+        (_failure("IgnoredAuth", title="API accepts requests without authentication"), 200,
+         "application/json", {}, "request without Authorization answered 200, spec requires a "
+         "bearer key (401)"),
+        (_failure("IgnoredAuth", title="API accepts invalid authentication"), 200,
+         "application/json", {}, "request with an invalid key answered 200, expected 401"),
+        (_failure("UnsupportedMethodResponse", method="PUT",
+                  failure_reason="missing_allow_header"), 405, "application/json", {},
+         "405 for an undocumented method (PUT) without an Allow header"),
+        (_failure("UnsupportedMethodResponse", method="PUT", failure_reason="wrong_status"), 200,
+         "application/json", {}, "undocumented method PUT answered 200, expected 405"),
+        (_failure("MissingHeaders", missing_headers=["x-request-id"]), 200, "application/json",
+         {}, "documented response header(s) x-request-id missing"),
+        (_failure("SomethingNew", title="a check we do not know"), 200, "application/json", {},
+         "some_check: a check we do not know"),
+    ],
+    ids=["undocumented-success", "undocumented-status", "content-type", "server-error",
+         "rejected-valid", "accepted-invalid", "no-auth", "invalid-auth", "405-no-allow",
+         "method-not-405", "missing-header", "unknown-kind"],
+)  # fmt: skip
+def test_each_failure_kind_is_explained_in_plain_words(
+    failure: Exception, status: int, media_type: str, body: object, sentence: str
+) -> None:
+    from mock_server import load_specs
+    from mock_server.contract.findings import explain
+
+    operation = load_specs().models_for("POST", "/v1/images/generations")["blackforestlabs/flux-2"]
+    _, said = explain(
+        "some_check",
+        failure,
+        status=status,
+        media_type=media_type,
+        body=body,
+        operation=operation,
+        request_problem="seed: Expected number",
+    )
+    assert said.startswith(sentence), said

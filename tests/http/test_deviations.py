@@ -144,13 +144,14 @@ def test_serve_takes_repeated_deviations() -> None:
 def test_serve_rejects_an_unknown_deviation(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["serve", "--deviation", "nope"]) == 2
     error = capsys.readouterr().err
-    assert "unknown deviation 'nope'; expected one of data-null, problem-json" in error
+    assert "unknown deviation 'nope'; expected one of data-null, no-tracing-headers" in error
     assert error.count("\n") == 1
 
 
 def test_every_deviation_is_described() -> None:
     assert sorted(DEVIATIONS) == [
         "data-null",
+        "no-tracing-headers",
         "problem-json",
         "status-201",
         "tokens-used",

@@ -1,8 +1,8 @@
+"""What the engine answers a generation: success bodies and images, auth, validation, and
+answers shaped by their schema."""
+
 import io
-import json
-import re
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -15,45 +15,22 @@ from mock_server import Settings, SpecSet, load_specs
 from mock_server.engine.reading import LIMIT_CODE, LIMIT_MESSAGE
 from mock_server.engine.service import ImageService
 from mock_server.http.app import FakeApp
-from tests.conftest import AUTH, SPECS, client_for
-
-pytestmark = pytest.mark.anyio
-
-FLUX2 = "blackforestlabs/flux-2"
-FLUX2_MAX = "blackforestlabs/flux-2-max"
-PROMPT = "A T-Rex relaxing on a beach, lying on a sun lounger and wearing sunglasses."
-GENERATIONS = "/v1/images/generations"
-JSON_TYPE = "application/json; charset=utf-8"
-MESSAGE_401 = (
-    "This request requires a valid API key. "
-    "You can create a new API key on the Billing page: https://aimlapi.com/app/keys"
+from tests.conftest import (
+    AUTH,
+    FLUX2,
+    FLUX2_MAX,
+    GENERATIONS,
+    JSON_TYPE,
+    MESSAGE_401,
+    PROMPT,
+    SPECS,
+    assert_envelope,
+    client_for,
+    download,
+    generate,
 )
 
-
-async def generate(
-    client: httpx.AsyncClient, path: str = GENERATIONS, **body: object
-) -> httpx.Response:
-    return await client.post(path, json={"model": FLUX2, "prompt": PROMPT, **body}, headers=AUTH)
-
-
-async def download(client: httpx.AsyncClient, url: str) -> tuple[httpx.Response, Image.Image]:
-    response = await client.get(url)
-    assert response.status_code == 200, response.text
-    return response, Image.open(io.BytesIO(response.content))
-
-
-def assert_envelope(response: httpx.Response, status: int, path: str) -> dict[str, object]:
-    assert response.status_code == status
-    assert response.headers["content-type"] == JSON_TYPE
-    body = response.json()
-    assert body["statusCode"] == status
-    assert body["path"] == path
-    assert body["requestId"]
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", str(body["timestamp"]))
-    sent = datetime.fromisoformat(str(body["timestamp"]).replace("Z", "+00:00"))
-    assert abs((datetime.now(UTC) - sent).total_seconds()) < 5
-    assert isinstance(body["message"], str) and body["message"]
-    return body
+pytestmark = pytest.mark.anyio
 
 
 # --- success ---------------------------------------------------------------------------------
@@ -527,184 +504,6 @@ async def test_unknown_model_on_a_one_model_path_reports_the_rest_too(
         response = await c.post(GENERATIONS, json={"model": "x", "prompt": 5}, headers=AUTH)
     fields = [v["field"] for v in response.json()["violations"]]
     assert fields == ["model", "prompt"]
-
-
-# --- bad input ---------------------------------------------------------------------------------
-
-
-async def post_raw(
-    client: httpx.AsyncClient, content: bytes, content_type: str | None = "application/json"
-) -> httpx.Response:
-    headers = dict(AUTH)
-    if content_type is not None:
-        headers["Content-Type"] = content_type
-    return await client.post(GENERATIONS, content=content, headers=headers)
-
-
-@pytest.mark.parametrize(
-    ("content", "fragment"),
-    [
-        pytest.param(b'{"model": ', "Body is not valid JSON: Expecting value", id="truncated"),
-        pytest.param(b"{'model': 1}", "Body is not valid JSON", id="single-quotes"),
-        pytest.param(b"", "Body is empty", id="empty"),
-        pytest.param(b"   ", "Body is empty", id="blank"),
-        pytest.param(
-            b'{"prompt": "\xff"}', "Body is not valid UTF-8: invalid start byte", id="invalid-utf8"
-        ),
-        pytest.param(b'{"prompt": "\xc3\x28"}', "Body is not valid UTF-8", id="bad-continuation"),
-        pytest.param(
-            b'{"prompt": "\xed\xa0\x80"}', "Body is not valid UTF-8", id="encoded-surrogate"
-        ),
-        pytest.param(
-            b'{"model": NaN}', "Body is not valid JSON: NaN is not a JSON number", id="nan"
-        ),
-        pytest.param(b'{"seed": Infinity}', "Infinity is not a JSON number", id="infinity"),
-        pytest.param(b'{"seed": -Infinity}', "-Infinity is not a JSON number", id="-infinity"),
-        pytest.param(b'{"seed": 1e999}', "number 1e999 is out of range", id="float-overflow"),
-        pytest.param(
-            b'{"seed": ' + b"9" * 5000 + b"}", "(5000 digits) is out of range", id="huge-int"
-        ),
-        pytest.param(
-            b'{"seed": ' + b"9" * 309 + b"}", "(309 digits) is out of range", id="int-over-1e308"
-        ),
-        pytest.param(b"[" * 100 + b"]" * 100, "nested too deeply", id="deep-array"),
-        pytest.param(b'{"a":' * 50 + b"1" + b"}" * 50, "nested too deeply", id="deep-object"),
-        pytest.param(b"[" * 100_000 + b"]" * 100_000, "nested too deeply", id="very-deep"),
-        pytest.param(b"[1, 2]", "body: Expected object, received array", id="array"),
-        pytest.param(b'"prompt"', "body: Expected object, received string", id="string"),
-        pytest.param(b"null", "body: Expected object, received null", id="null"),
-        pytest.param(b"42", "body: Expected object, received integer", id="number"),
-    ],
-)
-async def test_malformed_bodies_get_400_with_a_reason(
-    client: httpx.AsyncClient, content: bytes, fragment: str
-) -> None:
-    body = assert_envelope(await post_raw(client, content), 400, GENERATIONS)
-    assert fragment in str(body["message"])
-
-
-async def test_utf8_bom_is_tolerated(client: httpx.AsyncClient) -> None:
-    content = b"\xef\xbb\xbf" + json.dumps({"model": FLUX2, "prompt": "p"}).encode()
-    assert (await post_raw(client, content)).status_code == 200
-
-
-async def test_lone_surrogate_in_prompt_does_not_break_anything(client: httpx.AsyncClient) -> None:
-    content = b'{"model": "blackforestlabs/flux-2", "prompt": "a \\ud800 b"}'
-    response = await post_raw(client, content)
-    assert response.status_code == 200
-    image_response = await client.get(response.json()["data"][0]["url"])
-    assert image_response.status_code == 200
-
-
-@pytest.mark.parametrize(
-    ("content_type", "fragment"),
-    [
-        pytest.param(None, "Content-Type header is missing", id="missing"),
-        pytest.param("text/plain", "'text/plain' is not supported", id="text"),
-        pytest.param("application/x-www-form-urlencoded", "is not supported", id="form"),
-        pytest.param("multipart/form-data; boundary=x", "is not supported", id="multipart"),
-        pytest.param("application/json; charset=latin-1", "charset 'latin-1'", id="charset"),
-    ],
-)
-async def test_non_json_content_types_get_415(
-    client: httpx.AsyncClient, content_type: str | None, fragment: str
-) -> None:
-    content = json.dumps({"model": FLUX2, "prompt": "p"}).encode()
-    body = assert_envelope(await post_raw(client, content, content_type), 415, GENERATIONS)
-    assert fragment in str(body["message"])
-
-
-@pytest.mark.parametrize(
-    "content_type",
-    [
-        "application/json",
-        "Application/JSON",
-        "application/json; charset=UTF-8",
-        "application/vnd.api+json",
-    ],
-)
-async def test_json_content_types_are_accepted(
-    client: httpx.AsyncClient, content_type: str
-) -> None:
-    content = json.dumps({"model": FLUX2, "prompt": "p"}).encode()
-    assert (await post_raw(client, content, content_type)).status_code == 200
-
-
-async def test_body_over_the_cap_gets_413(make_app: Callable[..., FakeApp]) -> None:
-    app = make_app(max_body_bytes=1000)
-    async with client_for(app) as c:
-        content = json.dumps({"model": FLUX2, "prompt": "x" * 2000}).encode()
-        declared = await post_raw(c, content)
-        assert f"{len(content)} bytes is over the limit of 1000" in str(
-            assert_envelope(declared, 413, GENERATIONS)["message"]
-        )
-
-        async def chunks():  # type: ignore[no-untyped-def]
-            for _ in range(5):
-                yield b"x" * 300
-
-        streamed = await c.post(
-            GENERATIONS, content=chunks(), headers={**AUTH, "Content-Type": "application/json"}
-        )
-        assert "over the limit of 1000" in str(
-            assert_envelope(streamed, 413, GENERATIONS)["message"]
-        )
-
-
-@pytest.mark.parametrize("streamed", [False, True], ids=["declared", "streamed"])
-async def test_default_cap_is_one_mebibyte_exactly(
-    client: httpx.AsyncClient, streamed: bool
-) -> None:
-    head = json.dumps({"model": FLUX2, "prompt": "p", "pad": ""}).encode()[:-2]
-    fits = head + b" " * (1024 * 1024 - len(head) - 2) + b'"}'
-    assert len(fits) == 1024 * 1024
-
-    async def send(content: bytes) -> httpx.Response:
-        if not streamed:
-            return await post_raw(client, content)
-
-        async def pieces():  # type: ignore[no-untyped-def]
-            for start in range(0, len(content), 65536):
-                yield content[start : start + 65536]
-
-        headers = {**AUTH, "Content-Type": "application/json"}
-        return await client.post(GENERATIONS, content=pieces(), headers=headers)
-
-    assert (await send(fits)).status_code == 200
-    over = await send(fits[:-2] + b' "}')
-    assert over.status_code == 413
-    assert f"over the limit of {1024 * 1024} bytes" in over.json()["message"]
-
-
-async def test_unknown_path_gets_404(client: httpx.AsyncClient) -> None:
-    response = await client.post("/v1/images/nope", json={}, headers=AUTH)
-    body = assert_envelope(response, 404, "/v1/images/nope")
-    assert body["message"] == "Cannot POST /v1/images/nope"
-
-
-@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
-async def test_wrong_method_gets_405_with_allow(client: httpx.AsyncClient, method: str) -> None:
-    response = await client.request(method, GENERATIONS, headers=AUTH)
-    body = assert_envelope(response, 405, GENERATIONS)
-    assert response.headers["allow"] == "POST"
-    assert method in str(body["message"])
-
-
-async def test_unexpected_failure_is_a_500_envelope(
-    make_app: Callable[..., FakeApp], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    app = make_app()
-
-    def broken(*args: object) -> None:
-        raise RuntimeError("boom")
-
-    monkeypatch.setattr(app.service, "generate", broken)
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
-        response = await generate(c)
-    body = assert_envelope(response, 500, GENERATIONS)
-    assert body["message"] == "Internal server error"
-    assert "boom" not in response.text
 
 
 # --- every response matches the spec ------------------------------------------------------------
