@@ -167,6 +167,8 @@ def serve(
     print(f"{PROG} {__version__} serving http://{shown_host}:{settings.port}", flush=True)
     for line in models_summary(spec_set):
         print(f"  {line}", flush=True)
+    if settings.admin:
+        print(f"  journal page: http://{shown_host}:{settings.port}/__mock/", flush=True)
     for name in settings.deviations:
         print(f"  deviation {name}: {DEVIATIONS[name]}", flush=True)
     for line in warnings:

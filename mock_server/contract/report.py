@@ -12,7 +12,7 @@ from ..engine.shapes import CREDITS_PER_USD
 from ..images.tokens import MAX_PIXELS, MAX_SIDE
 from .findings import Finding
 from .guard import CostGuard, Redactor
-from .settings import ContractSettings
+from .settings import KEY_VARIABLE, ContractSettings, is_loopback
 
 if TYPE_CHECKING:
     from .documents import ContractDocument
@@ -239,7 +239,8 @@ class ContractReport:
         limit = f", at most {rate}" if rate and settings.url else ""
         examples = self._examples()
         return (
-            f"positive and negative data, {examples} examples per operation{limit}, {shrink}; "
+            f"positive and negative data, {examples} example{'s' if examples != 1 else ''} per "
+            f"operation{limit}, {shrink}; "
             f"seed {self.seed}"
         )
 
@@ -276,7 +277,10 @@ class ContractReport:
                 total += request.credits
                 cost = f", ~{request.credits:,.0f} credits"
             method, _, path = operation.partition(" ")
-            body = redact.json(request.body, 160)
+            shown = request.body
+            if isinstance(shown, dict) and "model" in shown:  # the model first: it says most
+                shown = {"model": shown["model"], **shown}
+            body = redact.json(shown, 160)
             lines.append(f"  {number}. {method} {url}{path} {body} ({answer}{cost})")
         usd = total / CREDITS_PER_USD
         lines.append(
@@ -289,7 +293,19 @@ class ContractReport:
                 f"{url or 'The target'} is not cost-guarded: a real run would not stop at any "
                 "number of image-creating requests (--real or --max-requests N guards it)."
             )
-        lines.append(f"Repeat with the same --seed {self.seed} to send these requests.")
+        needs = []
+        if (
+            self.settings.url
+            and not is_loopback(self.settings.url)
+            and not self.settings.allow_remote
+        ):
+            needs.append("--allow-remote")
+        if self.settings.guarded and not self.settings.api_key:
+            needs.append(f"the key in {KEY_VARIABLE}")
+        also = f" ({' and '.join(needs)} needed too)" if needs else ""
+        lines.append(
+            f"Repeat without --dry-run, with --seed {self.seed}, to send these requests{also}."
+        )
         return lines
 
     def _verdict(self, result: OperationResult) -> str:

@@ -146,7 +146,8 @@ def test_dry_run_sends_nothing_and_estimates_the_cost() -> None:
     assert "Dry run: nothing was sent." in summary
     assert f"1. POST {base_url}/v1/images/generations" in summary
     assert "Estimated cost: ~" in summary and "credits per US dollar" in summary
-    assert "Repeat with the same --seed 5" in summary
+    assert "Repeat without --dry-run, with --seed 5, to send these requests" in summary
+    assert "(the key in AIMLAPI_KEY needed too)" in summary  # said at once, not on the next run
     assert report.guard is not None and 0 < len(report.guard.sent) <= 5
 
 
