@@ -240,3 +240,36 @@ def test_the_same_over_a_real_socket_with_requests() -> None:
     assert first.headers["x-client-request-id"] == "run-7"
     assert first.headers["x-aimlapi-credits-used"] == "25200"
     assert models.status_code == 200 and models.headers["etag"]
+
+
+def test_cors_logs_balance_and_the_edit_chain_over_a_real_socket() -> None:
+    with MockServer() as fake:
+        fake.configure(cors_origins=["http://localhost:3000"], credits=1_000_000)
+        api = fake.base_url + GENERATIONS
+        auth = {"Authorization": f"Bearer {fake.api_key}"}
+        with httpx.Client(timeout=10) as client:
+            preflight = client.options(
+                api,
+                headers={
+                    "Origin": "http://localhost:3000",
+                    "Access-Control-Request-Method": "POST",
+                },
+            )
+            made = client.post(api, headers=auth, json={**BODY, "num_images": 2})
+            urls = [item["url"] for item in made.json()["data"]]
+            edit = client.post(
+                api, headers=auth, json={"model": EDIT, "prompt": "p", "image_urls": urls}
+            )
+            picture = client.get(edit.json()["data"][0]["url"])
+            logs = client.get(fake.base_url + "/v2/logs", params={"period": "1h"}, headers=auth)
+            balance = client.get(fake.base_url + "/v1/billing/balance", headers=auth)
+    assert preflight.status_code == 204
+    assert preflight.headers["access-control-allow-origin"] == "http://localhost:3000"
+    assert edit.status_code == 200 and picture.status_code == 200
+    credits = [
+        made.json()["meta"]["usage"]["credits_used"],
+        edit.json()["meta"]["usage"]["credits_used"],
+    ]
+    assert [row["model"] for row in logs.json()["data"]] == [EDIT, FLUX2]
+    assert [row["cost"]["credits"] for row in logs.json()["data"]] == credits[::-1]
+    assert balance.json()["balance"] == 1_000_000 - sum(credits)
