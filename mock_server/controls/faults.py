@@ -299,9 +299,14 @@ class FaultPlan:
         """The plan as JSON: ``{"faults": [rule, ...], "latency": text or null}``."""
         latency = self._latency
         return {
-            "faults": [str(r) for r in self.rules],
-            "latency": str(latency) if latency else None,
+            "faults": [showable(str(r)) for r in self.rules],
+            "latency": showable(str(latency)) if latency else None,
         }
+
+
+def showable(text: str) -> str:
+    """``text`` with any lone surrogate escaped, so it can be sent as UTF-8 JSON."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def rule_text(values: Mapping[str, object]) -> str:

@@ -15,6 +15,9 @@ from typing import Literal, get_args
 from ..errors import ConfigError
 from .syntax import integer, is_number, number, parse_tokens, show
 
+MAX_DELAY_SECONDS = 3600.0
+"""No latency or fault holds an answer longer than this (a client gives up long before)."""
+
 __all__ = ["Latency"]
 
 Distribution = Literal["fixed", "uniform", "lognormal"]
@@ -95,12 +98,16 @@ class Latency:
             assert self.high is not None
             value = rng.uniform(self.seconds, self.high)
         elif self.distribution == "lognormal":
-            value = rng.lognormvariate(math.log(self.seconds), self.sigma)
+            try:
+                value = rng.lognormvariate(math.log(self.seconds), self.sigma)
+            except OverflowError:  # a huge sigma: the draw is beyond any float
+                value = math.inf
         else:
             value = self.seconds
         if self.per != "request":
             value *= scale
-        return value if self.cap is None else min(value, self.cap)
+        value = value if self.cap is None else min(value, self.cap)
+        return min(value, MAX_DELAY_SECONDS)
 
     def __str__(self) -> str:
         if self.distribution == "uniform":

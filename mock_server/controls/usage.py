@@ -194,7 +194,11 @@ def _moment(name: str, text: str, problems: list[Violation]) -> datetime | None:
             _problem(name, f"Expected an ISO 8601 date or date-time, received '{text}'", text)
         )
         return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    try:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError:  # 0001-01-01 at +14:00 is before the first day a date can hold
+        problems.append(_problem(name, f"Date out of range, received '{text}'", text))
+        return None
 
 
 def _whole(

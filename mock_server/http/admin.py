@@ -18,7 +18,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..controls.faults import rule_text
+from ..controls.faults import rule_text, showable
 from ..controls.journal import JournalEntry
 from ..engine.body import parse_json_body
 from ..engine.ids import new_request_id
@@ -117,7 +117,7 @@ def admin_routes(fake: FakeApp) -> list[Route]:
             rule = plan.add(value)
         except ConfigError as problem:
             return error(request, 400, f"Fault rule: {problem}")
-        return JSONResponse({"fault": str(rule)}, status_code=201)
+        return JSONResponse({"fault": showable(str(rule))}, status_code=201)
 
     async def clear_faults(request: Request) -> Response:
         plan.reset(latency=plan.latency)

@@ -17,12 +17,21 @@ from collections.abc import AsyncGenerator
 from starlette.types import Receive, Scope, Send
 
 from ..controls.journal import Journal, JournalEntry
+from ..engine.ids import new_request_id
+from ..errors import ApiError
 from ..types import JSON
+from .answers import error_answer
+from .pipeline import send_answer
 
-QUEUE_SIZE = 2000
-"""Entries a listener may fall behind by; older ones are dropped and the page is told how many."""
+QUEUE_SIZE = 200
+"""Entries a listener may fall behind by; older ones are dropped and the page is told how many.
+Bounded in count because a listener that does not read keeps its entries (and their bodies)."""
 BACKLOG = 1000
-"""The latest journal entries a new listener is sent first."""
+"""The latest journal entries a new listener is sent first (the page holds as many)."""
+MAX_LISTENERS = 8
+"""Streams open at once; more get 429 (each may hold QUEUE_SIZE entries)."""
+SHOWN_TEXT_CHARS = 16 * 1024
+"""A body longer than this is shown cut, as text (the journal's own route has it whole)."""
 KEEP_ALIVE_SECONDS = 15.0
 RETRY_MILLISECONDS = 1000
 _STREAM_HEADERS = [
@@ -37,6 +46,12 @@ def page_json(entry: JournalEntry) -> dict[str, JSON]:
     shown = entry.as_json()
     shown.setdefault("response_body", entry.response_body)
     shown["received_at"] = entry.received_at
+    for name in ("body", "response_body"):
+        value = shown[name]
+        long_body = name == "body" and len(entry.raw_body) > SHOWN_TEXT_CHARS
+        text = value if isinstance(value, str) else (json.dumps(value) if long_body else None)
+        if text is not None and len(text) > SHOWN_TEXT_CHARS:
+            shown[name] = text[:SHOWN_TEXT_CHARS] + " … (cut: see GET /__mock/requests)"
     return shown
 
 
@@ -149,6 +164,11 @@ class EventStream:
         self.hub = hub
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if len(self.hub._listeners) >= MAX_LISTENERS:
+            message = f"Too Many Requests: at most {MAX_LISTENERS} journal streams are open at once"
+            answer = error_answer(ApiError(429, message), scope["path"], new_request_id())
+            await send_answer(answer, send)
+            return
         await send({"type": "http.response.start", "status": 200, "headers": _STREAM_HEADERS})
         stream = self.hub.stream()
 

@@ -120,7 +120,7 @@ class Metrics:
         named = body.get("model") if isinstance(body, dict) else None
         if not isinstance(named, str):
             return ""
-        return named if named.encode() in self._models else OTHER
+        return named if named.encode("utf-8", "surrogatepass") in self._models else OTHER
 
     def snapshot(self) -> tuple[dict[tuple[str, int | None, str], list[float]], dict[str, int]]:
         """Copies of the request cells and the fault counts, every request counted."""

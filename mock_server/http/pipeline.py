@@ -24,11 +24,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
-from anyio import to_thread
+from anyio import CapacityLimiter, to_thread
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..controls.faults import Fault, FaultPlan
 from ..controls.journal import Journal, JournalEntry
+from ..controls.latency import MAX_DELAY_SECONDS
 from ..controls.ledger import CreditLedger
 from ..controls.usage import LogEntry, UsageLog
 from ..engine.body import check_content_type, parse_json_body
@@ -120,6 +121,7 @@ class Pipeline:
         self._models = frozenset(spec_set.models)
         self._cors_origins = frozenset(service.settings.cors_origins)
         self._fetches = service.settings.fetch_input_images
+        self._slow: CapacityLimiter | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -146,9 +148,10 @@ class Pipeline:
                 sourced = await self.answer_from_source(request, problem) if self.source else None
                 if sourced is not None:
                     answer, made = sourced, None
-                elif self._fetches:  # downloading image_urls blocks: not on the event loop
+                elif self._fetches or b"data:" in request.body:
+                    # Downloading or decoding image_urls takes a while: not on the event loop.
                     answer, made = await to_thread.run_sync(
-                        self.answer_generation, request, problem
+                        self.answer_generation, request, problem, limiter=self._slow_answers()
                     )
                 else:
                     answer, made = self.answer_generation(request, problem)
@@ -214,6 +217,12 @@ class Pipeline:
             self.record(request, answer, answer.status, generation, error=error)
             await send_answer(answer, send)
             raise
+
+    def _slow_answers(self) -> CapacityLimiter:
+        # Two at once: each may hold a decoded input image (up to 64 MiB) while it is checked.
+        if self._slow is None:
+            self._slow = CapacityLimiter(2)  # made on first use, inside the event loop
+        return self._slow
 
     # Stages -------------------------------------------------------------------------------
 
@@ -427,7 +436,7 @@ class Pipeline:
         delay = fault.delay if fault is not None else 0.0
         if generation and made is not None and (fault is None or fault.status is None):
             delay += self.plan.delay_for(lambda: self.latency_scale(made))
-        return fault, delay
+        return fault, min(delay, MAX_DELAY_SECONDS)
 
     def latency_scale(self, made: Generation) -> float:
         """Images, or megapixels of all images, that a successful generation produced."""

@@ -20,8 +20,9 @@ __all__ = ["INPUT_FORMATS", "MAX_INPUT_PIXELS", "UnreadableImage", "probe_image"
 INPUT_FORMATS = ("PNG", "JPEG", "WEBP")
 """What an input image may be: the formats the API itself returns."""
 
-MAX_INPUT_PIXELS = 64 * 1024 * 1024
-"""Larger images are refused before their pixels are decoded (8192 x 8192 and the like)."""
+MAX_INPUT_PIXELS = 4096 * 4096
+"""Larger images are refused before their pixels are decoded: the fake's own largest image
+(16,777,216 pixels), so decoding one input holds at most 64 MiB."""
 
 _PREVIEW_SIDE = 64  # decoded first at about this size (JPEG decodes straight to it), then boxed
 

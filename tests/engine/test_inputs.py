@@ -202,7 +202,7 @@ def png_claiming(width: int, height: int) -> bytes:
         (
             data_uri(png_claiming(8200, 8200)),
             "custom",
-            "Not a readable image: the data URI is 8200x8200 pixels, more than the 67,108,864 "
+            "Not a readable image: the data URI is 8200x8200 pixels, more than the 16,777,216 "
             "an input image may have",
         ),
         (
