@@ -110,7 +110,10 @@ def add_settings_options(serve_parser: argparse.ArgumentParser) -> None:
                 help=f"{option.help} ({where})",
             )
     serve_parser.add_argument(
-        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="how much the fake and uvicorn print (default info: a line per request too)",
     )
     serve_parser.add_argument(
         "--no-access-log",
