@@ -235,10 +235,10 @@ class Option:
             return parse_auth(list(_strings(value)))
         if self.many:
             return {self.field: tuple(self.parse(item) for item in _strings(value))}
-        if isinstance(value, str) and self.parse is not str and not self.many:
+        if isinstance(value, str) and self.parse is not str:
             return {self.field: self.parse(value)}
-        if value is not None and self.field == "latency":
-            return {self.field: str(value)}  # a Latency object
+        if value is not None and self.parse is str:
+            return {self.field: str(value)}  # a text setting given as an object: a Latency, a Path
         return {self.field: value}
 
 

@@ -161,14 +161,7 @@ class Pipeline:
                 answer = self.deviate(answer, request.path)
             prefer = request.headers.get(b"prefer")
             if prefer is None and (not generation or self.plan.idle):
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": answer.status,
-                        "headers": answer.headers,
-                    }
-                )
-                await send({"type": "http.response.body", "body": answer.body})
+                await send_answer(answer, send)
                 recorded = True
                 self.record(request, answer, answer.status, generation, made=made)
                 return
