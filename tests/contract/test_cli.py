@@ -180,6 +180,8 @@ def test_pytest_entry_point_against_a_url(tmp_path: Path) -> None:
                 base_url,
                 "--contract-max-examples",
                 "5",
+                "--contract-phases",
+                "examples,fuzzing",
                 "--contract-spec",
                 FLUX2,
                 "--contract-seed",
