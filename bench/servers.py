@@ -103,7 +103,10 @@ def start(
 ) -> Server:
     """Start ``command`` and wait until ``probe`` gets a 200; the wait is the start-up time."""
     path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, "PYTHONPATH": path}
+    # As Python runs by default: modules cached as bytecode after their first import (a test
+    # runner or CI image may turn that off; then every start compiles the fake's ~60 modules).
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPATH"] = path
     started = time.perf_counter()
     process = subprocess.Popen(
         list(command), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO, env=env

@@ -15,12 +15,11 @@ from anyio import CapacityLimiter, to_thread
 from ..config import Settings
 from ..errors import ApiError
 from ..images.budget import MemoryBudget, render_cost
+from ..images.cache import ImageCache
 from ..images.memory import then_trim
-from ..images.render import ImageCache, render_placeholder
 from ..images.tokens import MAX_SIDE, decode_image_token, encode_image_tokens
 from ..spec.load import SpecSet
 from ..types import IMAGE_MEDIA_TYPES, JSON, ImageRequest, Operation, Violation
-from .inputs import FetchPolicy, check_image_urls
 from .reading import LIMIT_CODE, LIMIT_MESSAGE
 from .synthesis import (
     RequestReader,
@@ -165,6 +164,8 @@ class ImageService:
         base = (self.settings.public_base_url or base_url).rstrip("/")
         unfetched: tuple[str, ...] = ()
         if "image_urls" in body and "image_urls" in operation.request_schema.get("properties", ()):
+            from .inputs import FetchPolicy, check_image_urls  # Pillow: loaded for edits only
+
             checked = check_image_urls(
                 body["image_urls"],
                 secret=self._secret,
@@ -211,6 +212,8 @@ class ImageService:
             return None
         pending = self._rendering.get(name)
         if pending is None:
+            from ..images.render import render_placeholder  # Pillow: loaded on the first render
+
             # Concurrent downloads of one new image share a single render.
             pending = asyncio.get_running_loop().create_future()
             self._rendering[name] = pending

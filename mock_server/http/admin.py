@@ -25,7 +25,7 @@ from ..engine.ids import new_request_id
 from ..errors import ApiError, ConfigError
 from ..types import Answer
 from .answers import error_answer
-from .pipeline import ADMIN_PREFIX
+from .pipeline import ADMIN_PREFIX, check_admin_paths
 
 if TYPE_CHECKING:
     from .app import FakeApp
@@ -61,13 +61,8 @@ RULE_FIELDS: dict[str, tuple[type, ...]] = {
 def admin_routes(fake: FakeApp) -> list[Route]:
     """The routes, bound to one fake's journal, fault plan and ledger."""
     settings, journal, plan, ledger = fake.settings, fake.journal, fake.faults, fake.ledger
+    check_admin_paths(fake.service.spec_set.paths)
     prefix = ADMIN_PREFIX.rstrip("/")
-    for path in fake.service.spec_set.paths:
-        if path == prefix or path.startswith(ADMIN_PREFIX):
-            raise ConfigError(
-                f"the spec path {path!r} collides with the admin routes under {ADMIN_PREFIX}; "
-                "switch them off (--no-admin) to serve it"
-            )
 
     def error(request: Request, status: int, message: str) -> Response:
         return as_response(

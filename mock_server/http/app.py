@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..config import Settings
 from ..controls.faults import FaultPlan
@@ -22,17 +20,20 @@ from ..engine.service import ImageService
 from ..errors import ApiError
 from ..images.memory import return_large_blocks_to_the_system
 from ..images.url_secret import installation_secret
-from ..record.replay import Replay
 from ..spec.load import SpecSet, load_specs
 from ..types import Source
 from .account import Account
-from .admin import admin_routes, as_response
 from .answers import error_answer, method_not_allowed, not_found
 from .deviations import Deviations
 from .events import EventHub
 from .metrics import Metrics
-from .page import page_routes
-from .pipeline import IMAGE_ROUTE, Observer, Pipeline
+from .pipeline import IMAGE_ROUTE, Observer, Pipeline, check_admin_paths
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    from ..record.replay import Replay
 
 
 class FakeApp:
@@ -49,6 +50,7 @@ class FakeApp:
         if not settings.url_secret:
             settings = replace(settings, url_secret=installation_secret())
         self.settings = settings
+        self.started = time.monotonic()
         self.service = ImageService(settings, spec_set, IMAGE_ROUTE)
         limits = (
             settings.journal_size,
@@ -66,22 +68,15 @@ class FakeApp:
         self.usage = UsageLog()
         self.events = EventHub(self.journal)
         self.metrics = Metrics(self.service, self.journal)
-        routes = (
-            admin_routes(self) + page_routes(spec_set, self.events, self.metrics)
-            if settings.admin
-            else []
-        )
         if settings.admin:
+            check_admin_paths(spec_set.paths)
             observers = (*observers, self.metrics, self.events)
-        admin = Starlette(
-            routes=routes,
-            exception_handlers={HTTPException: _http_error, Exception: _server_error},
-        )
-        self.replay = (
-            Replay.load(settings.replay, settings.replay_miss, settings.replay_ignore)
-            if settings.replay
-            else None
-        )
+        self._admin: ASGIApp | None = None
+        self.replay: Replay | None = None
+        if settings.replay:
+            from ..record.replay import Replay
+
+            self.replay = Replay.load(settings.replay, settings.replay_miss, settings.replay_ignore)
         deviations = (
             Deviations(settings.deviations, settings.url_secret) if settings.deviations else None
         )
@@ -89,7 +84,7 @@ class FakeApp:
             self.service,
             self.journal,
             self.faults,
-            admin=admin,
+            admin=self._serve_admin,
             account=Account(self.service, self.ledger, self.usage),
             ledger=self.ledger,
             usage=self.usage,
@@ -100,6 +95,31 @@ class FakeApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.pipeline(scope, receive, send)
+
+    async def _serve_admin(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``/__mock/`` and anything not HTTP: Starlette, built (and imported) on first use, so
+        the API is served sooner after start-up."""
+        if self._admin is None:
+            self._admin = self._build_admin()
+        await self._admin(scope, receive, send)
+
+    def _build_admin(self) -> ASGIApp:
+        from starlette.applications import Starlette
+        from starlette.exceptions import HTTPException
+
+        from .admin import admin_routes
+        from .page import page_routes
+
+        routes = (
+            admin_routes(self)
+            + page_routes(self.service.spec_set, self.events, self.metrics, self.started)
+            if self.settings.admin
+            else []
+        )
+        return Starlette(
+            routes=routes,
+            exception_handlers={HTTPException: _http_error, Exception: _server_error},
+        )
 
     def reset(self) -> None:
         """Forget this run's requests; faults, latency and credits go back to the settings."""
@@ -140,6 +160,10 @@ def create_app_from_env() -> FakeApp:
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
+    from starlette.exceptions import HTTPException
+
+    from .admin import as_response
+
     assert isinstance(exc, HTTPException)
     method, path = request.method, request.url.path
     if exc.status_code == 404:
@@ -154,4 +178,6 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
+    from .admin import as_response
+
     return as_response(error_answer(ApiError(500), request.url.path, new_request_id()))

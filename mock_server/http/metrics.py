@@ -3,7 +3,8 @@
 Request counts and durations come from the journal entries the pipeline writes (:class:`Metrics`
 is one of its observers); everything else (renders, the image cache, the journal's size) is read
 when the metrics are scraped, so the request path pays for none of it. Each app has its own
-registry: tests build many apps in one process.
+registry: tests build many apps in one process. ``prometheus_client`` is imported on the first
+scrape, not when the fake starts.
 """
 
 from __future__ import annotations
@@ -13,16 +14,7 @@ import threading
 from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterable
-
-from prometheus_client import CollectorRegistry
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
-from prometheus_client.registry import Collector
+from typing import TYPE_CHECKING
 
 from ..controls.journal import Journal, JournalEntry
 from ..engine.body import parse_json_body
@@ -30,9 +22,12 @@ from ..engine.service import ImageService
 from ..errors import ApiError
 from .pipeline import IMAGE_ROUTE
 
-__all__ = ["CONTENT_TYPE", "Metrics"]
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.core import Metric
 
-CONTENT_TYPE = CONTENT_TYPE_LATEST
+__all__ = ["Metrics"]
+
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 OTHER = "other"
 """The ``route`` of paths the fake does not serve, the ``model`` of models it does not serve."""
@@ -52,14 +47,15 @@ class Metrics:
     """
 
     def __init__(self, service: ImageService, journal: Journal) -> None:
-        self.registry = CollectorRegistry()
+        self._service = service
+        self._journal = journal
+        self._registry: CollectorRegistry | None = None
         self._pending: deque[JournalEntry] = deque()
         self._lock = threading.Lock()
         self._cells: dict[tuple[str, int | None, str], list[float]] = {}
         """Per (route, status, model): count, seconds, then a count per duration bucket."""
         self._faults: dict[str, int] = {}
         self._models = {model.encode(): model for model in service.spec_set.models}
-        self.registry.register(_Collector(self, service, journal))
 
     def __call__(self, entry: JournalEntry) -> None:
         pending = self._pending
@@ -128,9 +124,22 @@ class Metrics:
         with self._lock:
             return {key: list(cell) for key, cell in self._cells.items()}, dict(self._faults)
 
-    def exposition(self) -> bytes:
-        """The metrics in the Prometheus text format."""
-        return generate_latest(self.registry)
+    @property
+    def registry(self) -> CollectorRegistry:
+        """This fake's own registry, holding its collector."""
+        if self._registry is None:
+            from prometheus_client import CollectorRegistry
+
+            registry = CollectorRegistry()
+            registry.register(_Collector(self, self._service, self._journal))
+            self._registry = registry
+        return self._registry
+
+    def exposition(self) -> tuple[bytes, str]:
+        """The metrics in the Prometheus text format, and that format's media type."""
+        from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 
 def _fault_kind(fault: str) -> str:
@@ -142,8 +151,12 @@ def _fault_kind(fault: str) -> str:
     return "status" if "code" in tokens else "delay"
 
 
-class _Collector(Collector):
-    """Builds the metric families at scrape time: requests, faults, renders, cache, journal."""
+class _Collector:
+    """Builds the metric families at scrape time: requests, faults, renders, cache, journal.
+
+    A registry takes any object with ``collect()`` (without ``describe()`` it asks nothing at
+    registration), so this needs no ``prometheus_client`` base class.
+    """
 
     def __init__(self, metrics: Metrics, service: ImageService, journal: Journal) -> None:
         self.metrics = metrics
@@ -151,6 +164,12 @@ class _Collector(Collector):
         self.journal = journal
 
     def collect(self) -> Iterable[Metric]:
+        from prometheus_client.core import (
+            CounterMetricFamily,
+            GaugeMetricFamily,
+            HistogramMetricFamily,
+        )
+
         cells, faults = self.metrics.snapshot()
         requests = CounterMetricFamily(
             "aimlapi_mock_requests",

@@ -17,7 +17,7 @@ from starlette.routing import Route
 from .. import __version__
 from ..spec.load import SpecSet
 from .events import EventHub, EventStream
-from .metrics import CONTENT_TYPE, Metrics
+from .metrics import Metrics
 from .pipeline import ADMIN_PREFIX
 
 ASSET_TYPES = {
@@ -32,10 +32,15 @@ POLICY = (
 )
 
 
-def page_routes(spec_set: SpecSet, hub: EventHub, metrics: Metrics) -> list[Route]:
-    """The page, its assets, ``events``, ``health`` and ``metrics``, bound to one fake."""
+def page_routes(
+    spec_set: SpecSet, hub: EventHub, metrics: Metrics, started: float | None = None
+) -> list[Route]:
+    """The page, its assets, ``events``, ``health`` and ``metrics``, bound to one fake.
+
+    ``started`` is when the fake started (``time.monotonic()``; default now), for its uptime.
+    """
     prefix = ADMIN_PREFIX.rstrip("/")
-    started = time.monotonic()
+    started = time.monotonic() if started is None else started
     assets = {name: _asset(name) for name in ASSET_TYPES}
     models = sorted(spec_set.models)
     operations = {
@@ -75,7 +80,8 @@ def page_routes(spec_set: SpecSet, hub: EventHub, metrics: Metrics) -> list[Rout
         )
 
     async def metrics_text(request: Request) -> Response:
-        return Response(metrics.exposition(), headers={"content-type": CONTENT_TYPE})
+        text, media_type = metrics.exposition()
+        return Response(text, headers={"content-type": media_type})
 
     return [
         Route(f"{prefix}/", page, methods=["GET"]),

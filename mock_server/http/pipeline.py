@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -555,6 +555,17 @@ def framing_problem(scope: Scope, headers: dict[bytes, bytes]) -> ApiError | Non
             headers=_CLOSE,
         )
     return None
+
+
+def check_admin_paths(paths: Iterable[str]) -> None:
+    """Raise :class:`ConfigError` for a spec path the admin routes would hide."""
+    prefix = ADMIN_PREFIX.rstrip("/")
+    for path in paths:
+        if path == prefix or path.startswith(ADMIN_PREFIX):
+            raise ConfigError(
+                f"the spec path {path!r} collides with the admin routes under {ADMIN_PREFIX}; "
+                "switch them off (--no-admin) to serve it"
+            )
 
 
 class _ClientLeft(Exception):

@@ -27,6 +27,7 @@ def uvicorn_config(app: ASGIApp | str, host: str, port: int, **options: Any) -> 
         host=host,
         port=port,
         http=GuardedHttpProtocol,
+        ws="none",  # no WebSocket routes: an upgrade is answered as a plain request
         lifespan="off",
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         **{"log_level": "warning", "access_log": False, **options},

@@ -14,7 +14,6 @@ that back.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import sys
 import threading
 import time
@@ -47,7 +46,7 @@ def return_large_blocks_to_the_system() -> bool:
     if not sys.platform.startswith("linux"):
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = ctypes.CDLL(None)  # the symbols the process has loaded, glibc's among them
         mallopt, malloc_trim = libc.mallopt, libc.malloc_trim  # glibc only
     except (OSError, AttributeError):
         return False
@@ -56,13 +55,19 @@ def return_large_blocks_to_the_system() -> bool:
     )
     if tuned:
         _malloc_trim = malloc_trim
-        from .render import reuse_image_buffers
-
         # Buffers over the threshold are fresh mappings, so every render would fault in its
         # canvas page by page (a 2048x2048 PNG took 9.5 ms instead of 7); Pillow keeping the
-        # last freed one (at most 16 MiB) gives most of that back for a few MB.
-        reuse_image_buffers(REUSED_IMAGE_BUFFERS)
+        # last freed one (at most 16 MiB) gives most of that back for a few MB. Pillow is
+        # loaded with the first render: the renderer asks allocator_tuned() then.
+        render = sys.modules.get(f"{__package__}.render")
+        if render is not None:
+            render.reuse_image_buffers(REUSED_IMAGE_BUFFERS)
     return tuned
+
+
+def allocator_tuned() -> bool:
+    """Whether :func:`return_large_blocks_to_the_system` has tuned this process's malloc."""
+    return _malloc_trim is not None
 
 
 def then_trim(work: Callable[[_Argument], _Result], argument: _Argument) -> _Result:

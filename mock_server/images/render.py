@@ -1,4 +1,4 @@
-"""Placeholder images: a flat, labelled picture for each ImageSpec, and a cache for them.
+"""Placeholder images: a flat, labelled picture for each ImageSpec.
 
 Labels are drawn with Noto Sans (from the ``pymupdf-fonts`` package), which covers Latin with its
 diacritics, Greek and Cyrillic; text in other scripts is shown as a bracketed marker naming the
@@ -17,15 +17,14 @@ import hashlib
 import io
 import math
 import re
-import threading
 import unicodedata
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import pymupdf_fonts
 from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
 
+from mock_server.images import memory
 from mock_server.types import (
     MOSAIC_SIDE,
     DecodedImage,
@@ -35,7 +34,7 @@ from mock_server.types import (
     RemoteImage,
 )
 
-__all__ = ["ImageCache", "load_font", "render_placeholder", "reuse_image_buffers"]
+__all__ = ["load_font", "render_placeholder", "reuse_image_buffers"]
 
 # The picture is drawn as palette indices into an "L" image, which becomes a "P" image at the
 # end: flat palette images encode many times faster than RGB, which keeps a 2048x2048 PNG fast.
@@ -527,57 +526,5 @@ def reuse_image_buffers(count: int) -> None:
     Image.core.set_blocks_max(count)  # type: ignore[attr-defined]
 
 
-class ImageCache:
-    """A thread-safe LRU cache of rendered images, bounded by their total size in bytes.
-
-    ``max_bytes=0`` disables caching: nothing is stored.
-    """
-
-    def __init__(self, max_bytes: int) -> None:
-        if max_bytes < 0:
-            raise ValueError(f"max_bytes must be 0 or more, got {max_bytes!r}")
-        self._max_bytes = max_bytes
-        self._items: OrderedDict[str, bytes] = OrderedDict()
-        self._size_bytes = 0
-        self._lock = threading.Lock()
-        self.hits = 0
-        """Lookups that found their image (read by the metrics)."""
-        self.misses = 0
-
-    @property
-    def size_bytes(self) -> int:
-        """The total size of the cached images."""
-        with self._lock:
-            return self._size_bytes
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._items)
-
-    def get(self, key: str) -> bytes | None:
-        """The image stored under ``key``, now the most recently used, or None."""
-        with self._lock:
-            data = self._items.get(key)
-            if data is None:
-                self.misses += 1
-            else:
-                self.hits += 1
-                self._items.move_to_end(key)
-            return data
-
-    def put(self, key: str, data: bytes) -> None:
-        """Store ``data`` under ``key``, evicting least recently used images until it fits.
-
-        An image larger than ``max_bytes`` is not stored; an older image under ``key`` is dropped.
-        """
-        with self._lock:
-            old = self._items.pop(key, None)
-            if old is not None:
-                self._size_bytes -= len(old)
-            if self._max_bytes == 0 or len(data) > self._max_bytes:
-                return
-            while self._size_bytes + len(data) > self._max_bytes:
-                _, evicted = self._items.popitem(last=False)
-                self._size_bytes -= len(evicted)
-            self._items[key] = data
-            self._size_bytes += len(data)
+if memory.allocator_tuned():  # a server process, tuned before its first render
+    reuse_image_buffers(memory.REUSED_IMAGE_BUFFERS)

@@ -14,6 +14,8 @@ import secrets
 import sys
 from pathlib import Path
 
+from ..paths import cache_directory
+
 __all__ = ["installation_secret", "secret_path"]
 
 SECRET_BYTES = 32
@@ -23,8 +25,7 @@ _made_here: list[str] = []
 
 def secret_path() -> Path:
     """Where the installation's secret is kept."""
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(cache) / "aimlapi-mock" / "url-secret"
+    return cache_directory() / "url-secret"
 
 
 def installation_secret() -> str:

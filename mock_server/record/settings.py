@@ -6,16 +6,18 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..contract.guard import Redactor
 from ..contract.settings import KEY_VARIABLE, REAL_API_URL
 from ..errors import ConfigError
 from ..spec.load import SpecSet
-from .cassette import CassetteWriter, load_cassette, media_type_of
-from .drift import DriftChecker
-from .recorder import Recorder, Report, print_finding
-from .replay import Replay
-from .upstream import Budget, Upstream, check_upstream
+
+# What records is imported when a recording starts: 'aimlapi-mock serve' needs none of it.
+if TYPE_CHECKING:
+    from .recorder import Recorder, Report
+    from .replay import Replay
+    from .upstream import Budget
 
 DEFAULT_MAX_REQUESTS = 5
 
@@ -35,6 +37,8 @@ class RecordSettings:
     """Seconds the upstream has to answer one request (a 504 after that)."""
 
     def __post_init__(self) -> None:
+        from .upstream import check_upstream
+
         if self.max_requests < 0:
             raise ConfigError(f"--max-requests must not be negative, got {self.max_requests!r}")
         if not self.timeout > 0:
@@ -65,10 +69,15 @@ def build_recorder(
     *,
     budget: Budget | None = None,
     replay: Replay | None = None,
-    report: Report = print_finding,
+    report: Report | None = None,
 ) -> Recorder:
     """A recorder writing into ``settings.cassette`` (raises :class:`CassetteError` if it
-    cannot), under ``budget`` (default: a cap of ``settings.max_requests`` of its own)."""
+    cannot), under ``budget`` (default: a cap of ``settings.max_requests`` of its own), telling
+    ``report`` each finding (default: printed)."""
+    from .cassette import CassetteWriter
+    from .recorder import Recorder, print_finding
+    from .upstream import Budget, Upstream, check_upstream
+
     upstream = Upstream(
         check_upstream(settings.upstream, settings.allow_remote), key, settings.timeout
     )
@@ -79,7 +88,7 @@ def build_recorder(
         spec_set,
         budget or Budget(settings.max_requests),
         replay=replay,
-        report=report,
+        report=report or print_finding,
     )
 
 
@@ -88,6 +97,9 @@ def verify_cassette(directory: str | Path, spec_set: SpecSet) -> list[tuple[str,
 
     Raises :class:`CassetteError` for a cassette that does not load.
     """
+    from .cassette import load_cassette, media_type_of
+    from .drift import DriftChecker
+
     cassette = load_cassette(directory)
     checker = DriftChecker(spec_set)
     found = []

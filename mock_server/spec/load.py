@@ -20,12 +20,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jsonschema_rs
-import yaml
-
 from ..errors import SpecError
 from ..types import Operation
+from .cache import cached_operations
 from .oas import deref, to_json_schema
+
+# PyYAML and jsonschema-rs are imported when a file is loaded, not served from the spec cache.
 
 SPEC_SUFFIXES = (".json", ".yaml", ".yml")
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -150,12 +150,17 @@ def load_specs(sources: Sequence[str | Path] = ()) -> SpecSet:
 
 def _load_file(path: Path, spec_set: SpecSet) -> None:
     source = str(path)
-    document = read_document(path)
-    operations = list(operations_of(document, source))
-    if not operations:
-        raise SpecError(
-            source, "no operation with a JSON request body schema that declares a 'model' enum"
-        )
+    raw = _read(path)
+
+    def load() -> list[Operation]:
+        operations = list(operations_of(_document(source, path.suffix, raw), source))
+        if not operations:
+            raise SpecError(
+                source, "no operation with a JSON request body schema that declares a 'model' enum"
+            )
+        return operations
+
+    operations = cached_operations(source, raw, load)
     spec_set.sources.append(source)
     for operation in operations:
         spec_set.add(operation)
@@ -163,21 +168,35 @@ def _load_file(path: Path, spec_set: SpecSet) -> None:
 
 def read_document(path: Path) -> dict[str, Any]:
     """Parse one JSON or YAML file and check that it is an OpenAPI 3.0.x document."""
-    source = str(path)
+    return _document(str(path), path.suffix, _read(path))
+
+
+def _read(path: Path) -> bytes:
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
+        return path.read_bytes()
+    except OSError as error:
+        raise SpecError(str(path), f"cannot be read: {error}") from None
+
+
+def _document(source: str, suffix: str, raw: bytes) -> dict[str, Any]:
+    import yaml
+
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
         raise SpecError(source, f"cannot be read: {error}") from None
     try:
-        document = json.loads(text) if path.suffix == ".json" else _load_yaml(text)
+        document = json.loads(text) if suffix == ".json" else _load_yaml(text)
     except (ValueError, yaml.YAMLError) as error:
-        kind = "JSON" if path.suffix == ".json" else "YAML"
+        kind = "JSON" if suffix == ".json" else "YAML"
         first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise SpecError(source, f"not valid {kind}: {first_line}") from None
     return check_openapi_30(document, source)
 
 
 def _load_yaml(text: str) -> Any:
+    import yaml
+
     # libyaml's loader parses the bundled specs ten times faster (30 ms of start-up); for a file
     # it refuses, the pure-Python loader has the last word and its own error message, as before.
     fast_loader = getattr(yaml, "CSafeLoader", None)
@@ -280,6 +299,8 @@ def _check_schema(schema: dict[str, Any] | None, source: str, where: str) -> Non
     pattern), naming the place, instead of failing later with a validator's traceback."""
     if schema is None:
         return
+    import jsonschema_rs
+
     try:
         jsonschema_rs.Draft7Validator(schema)
     except jsonschema_rs.ValidationError as error:

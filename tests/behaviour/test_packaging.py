@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 import zipfile
@@ -40,6 +41,47 @@ def test_the_pytest_plugin_imports_no_server_libraries() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+SERVE_FIRST_GENERATION = """
+import asyncio, json, sys
+from mock_server.cli import build_parser
+from mock_server.config import Settings
+from mock_server.http.app import create_app
+from mock_server.http.server import uvicorn_config
+
+build_parser()
+app = create_app(Settings(url_secret="s"))
+uvicorn_config(app, "127.0.0.1", 0).load()
+body = json.dumps({"model": "blackforestlabs/flux-2", "prompt": "p"}).encode()
+scope = {"type": "http", "method": "POST", "path": "/v1/images/generations", "headers": [
+    (b"host", b"h"), (b"authorization", b"Bearer k"), (b"content-type", b"application/json")]}
+sent = []
+
+async def receive():
+    return {"type": "http.request", "body": body}
+
+async def send(message):
+    sent.append(message)
+
+asyncio.run(app(scope, receive, send))
+assert sent[0]["status"] == 200, sent
+print(sorted(set(sys.modules) & set(sys.argv[1:])))
+"""
+
+
+def test_a_start_from_the_spec_cache_loads_only_what_serving_needs(tmp_path: Path) -> None:
+    """Start-up time: the admin routes' framework, the renderer, the metrics exposition, the
+    recorder and the full validator are imported when first used, PyYAML when a spec file is not
+    in the spec cache, websockets never."""
+    heavy = ["starlette.applications", "PIL.Image", "prometheus_client", "jsonschema", "yaml"]
+    heavy += ["mock_server.record.recorder", "wsproto", "websockets"]
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    command = [sys.executable, "-c", SERVE_FIRST_GENERATION, *heavy]
+    first = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    assert first.stdout.strip() == "['yaml']"  # specs loaded, then cached
+    again = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    assert again.stdout.strip() == "[]"
 
 
 def test_wheel_carries_the_specs_and_serves_them(tmp_path: Path) -> None:

@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, PngImagePlugin
 
-from mock_server.images.render import ImageCache, render_placeholder
+from mock_server.images.cache import ImageCache
+from mock_server.images.render import render_placeholder
 from mock_server.types import ImageFormat, ImageSpec
 
 SPEC = ImageSpec("blackforestlabs/flux-2", "a red fox in the snow", 1024, 768, "png", 42, 0)
