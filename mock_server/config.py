@@ -36,7 +36,7 @@ class Settings:
     public_base_url: str | None = None
     """Base of issued image URLs; default: the scheme and host the request came to."""
     max_body_bytes: int = 1024 * 1024
-    image_cache_bytes: int = 48 * 1024 * 1024
+    image_cache_bytes: int = 32 * MiB
     """Rendered images kept, in bytes (some thousands of 1024x768 placeholders)."""
     url_secret: str = ""
     """Signs image URLs. Workers and restarts sharing it serve each other's URLs. Empty: this
@@ -306,7 +306,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "image_cache_bytes", "--image-cache-bytes", "memory for rendered images, 0 to disable "
-        "(default 48 MiB)", _whole_number, metavar="N",
+        "(default 32 MiB)", _whole_number, metavar="N",
     ),
     Option(
         "url_secret", "--url-secret", "key that signs image URLs; servers sharing it serve each "

@@ -33,6 +33,8 @@ _Result = TypeVar("_Result")
 _malloc_trim: Callable[[int], int] | None = None
 _last_trim = 0.0
 _trim_lock = threading.Lock()
+_trim_timer: threading.Timer | None = None
+"""The trim scheduled for when the last one is a second old, if one is due."""
 
 
 def return_large_blocks_to_the_system() -> bool:
@@ -71,15 +73,42 @@ def allocator_tuned() -> bool:
 
 
 def then_trim(work: Callable[[_Argument], _Result], argument: _Argument) -> _Result:
-    """``work(argument)``, then the heap's free pages back to the system (at most once a second,
-    and only once :func:`return_large_blocks_to_the_system` has tuned the allocator)."""
-    global _last_trim
+    """``work(argument)``, then the heap's free pages back to the system: at most once a second,
+    and only once :func:`return_large_blocks_to_the_system` has tuned the allocator. A trim due
+    sooner is made a second after the last one, so a burst of renders that ends does not leave
+    its garbage resident while the fake idles."""
     try:
         return work(argument)
     finally:
-        trim = _malloc_trim
-        if trim is not None and time.monotonic() - _last_trim >= TRIM_INTERVAL_SECONDS:
-            with _trim_lock:  # one thread trims; the others go on
-                if time.monotonic() - _last_trim >= TRIM_INTERVAL_SECONDS:
-                    _last_trim = time.monotonic()
-                    trim(0)
+        if _malloc_trim is not None:
+            _trim_soon()
+
+
+def _trim_soon() -> None:
+    global _last_trim, _trim_timer
+    trim = _malloc_trim
+    assert trim is not None
+    with _trim_lock:
+        wait = _last_trim + TRIM_INTERVAL_SECONDS - time.monotonic()
+        if wait <= 0:
+            _last_trim = time.monotonic()
+            if _trim_timer is not None:
+                _trim_timer.cancel()
+                _trim_timer = None
+        elif _trim_timer is None:
+            _trim_timer = threading.Timer(wait, _deferred_trim)
+            _trim_timer.daemon = True
+            _trim_timer.start()
+            return
+        else:
+            return  # already due, from the timer
+    trim(0)  # outside the lock: it takes milliseconds, and other renders go on
+
+
+def _deferred_trim() -> None:
+    global _last_trim, _trim_timer
+    with _trim_lock:
+        _trim_timer = None
+        _last_trim = time.monotonic()
+    if _malloc_trim is not None:
+        _malloc_trim(0)
