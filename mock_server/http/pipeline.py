@@ -44,6 +44,7 @@ from .account import PATHS as ACCOUNT_PATHS
 from .account import Account
 from .answers import error_answer, image_answer, json_answer, method_not_allowed, not_found
 from .deviations import Deviations
+from .protocol import send_whole
 
 ADMIN_PREFIX = "/__mock/"
 IMAGE_ROUTE = "/files"
@@ -587,6 +588,8 @@ def base_url(scope: Scope, headers: dict[bytes, bytes]) -> str:
 
 
 async def send_answer(answer: Answer, send: Send) -> None:
+    if send_whole(send, answer.status, answer.headers, answer.body):
+        return  # under uvicorn: head and body in one write (see protocol.send_whole)
     await send({"type": "http.response.start", "status": answer.status, "headers": answer.headers})
     await send({"type": "http.response.body", "body": answer.body})
 

@@ -11,6 +11,11 @@ that never comes. :class:`GuardedHttpProtocol` adds, per connection:
   that have been idle longest are closed, so idle clients cannot lock new ones out;
 - on shutdown, requests still held back (latency, slow bodies) are cut after a grace period.
 
+And one shortcut, :func:`send_whole`: an answer the pipeline has whole (status, headers, body) is
+written in one go, head and body together, instead of as two ASGI messages and two writes. It
+checks and writes exactly what uvicorn's own ``send`` would (``tests/http/test_protocol.py``
+compares the bytes), and declines, leaving the answer to ``send``, whenever that would differ.
+
 The hot path's cost is one addition and two comparisons per ``data_received``; timeouts are
 checked by one sweep a second over the connections, not by a timer per request.
 """
@@ -24,7 +29,13 @@ from typing import Any
 
 import httptools
 from uvicorn.config import Config
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import (
+    HEADER_RE,
+    HEADER_VALUE_RE,
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 from uvicorn.server import ServerState
 
 from ..config import Settings
@@ -32,7 +43,7 @@ from ..engine.ids import new_request_id
 from ..errors import ApiError
 from .answers import error_answer
 
-__all__ = ["GuardedHttpProtocol", "Limits", "limits_for"]
+__all__ = ["GuardedHttpProtocol", "Limits", "limits_for", "send_whole"]
 
 SWEEP_SECONDS = 0.5
 SHUTDOWN_GRACE_SECONDS = 1.5
@@ -222,3 +233,81 @@ def _shed(connections: set[Any], count: int) -> None:
     idle.sort(key=lambda connection: connection._since)
     for connection in idle[:count]:
         connection.transport.close()
+
+
+_CYCLE_STATE = (
+    "access_log", "chunked_encoding", "default_headers", "disconnected", "expected_content_length",
+    "flow", "keep_alive", "message_event", "on_response", "response_complete", "response_started",
+    "scope", "transport", "waiting_for_100_continue",
+)  # fmt: skip
+"""What :func:`send_whole` reads and sets on uvicorn's request cycle."""
+
+
+def _cycle_is_as_expected() -> bool:
+    # Instance attributes are set in __init__: read its code's names rather than make a cycle.
+    names = set(RequestResponseCycle.__init__.__code__.co_names)
+    return all(name in names for name in _CYCLE_STATE)
+
+
+_WHOLE = _cycle_is_as_expected()
+"""False for a uvicorn whose request cycle keeps other state: answers then go through ``send``."""
+
+
+def send_whole(send: Any, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> bool:
+    """Write an answer, head and body, in one write, when ``send`` belongs to uvicorn's httptools
+    request cycle; True if written. False (nothing written) wherever uvicorn's ``send`` would
+    do anything else: another server, an answer already begun, a paused or closed connection,
+    uvicorn's access log on, a header it would refuse, no ``Content-Length`` or one that does
+    not match the body. The caller then sends the answer the ASGI way.
+    """
+    cycle = getattr(send, "__self__", None)
+    if (
+        not _WHOLE
+        or type(cycle) is not RequestResponseCycle
+        or cycle.response_started
+        or cycle.disconnected
+        or cycle.flow.write_paused
+        or cycle.access_log
+    ):
+        return False
+    status_line = STATUS_LINE.get(status)
+    if status_line is None:
+        return False
+    content = [status_line]
+    keep_alive, closing, length = cycle.keep_alive, False, None
+    for group in (cycle.default_headers, headers):
+        for name, value in group:
+            if HEADER_RE.search(name) or HEADER_VALUE_RE.search(value):
+                return False  # send raises for it, as it should
+            name = name.lower()
+            if name == b"content-length":
+                if length is not None or not value.isdigit():
+                    return False
+                length = int(value)
+            elif name == b"transfer-encoding":
+                return False
+            elif name == b"connection" and b"close" in [
+                token.lower().strip() for token in value.split(b",")
+            ]:
+                keep_alive, closing = False, True
+            content += (name, b": ", value, b"\r\n")
+    head_only = cycle.scope["method"] == "HEAD"
+    if length is None or (not head_only and length != len(body)):
+        return False
+    if not keep_alive and not closing:
+        content.append(b"connection: close\r\n")
+    content.append(b"\r\n")
+    if not head_only:
+        content.append(body)
+    cycle.response_started = True
+    cycle.waiting_for_100_continue = False
+    cycle.keep_alive = keep_alive
+    cycle.chunked_encoding = False
+    cycle.expected_content_length = 0
+    cycle.transport.write(b"".join(content))
+    cycle.response_complete = True
+    cycle.message_event.set()
+    if not keep_alive:
+        cycle.transport.close()
+    cycle.on_response()
+    return True

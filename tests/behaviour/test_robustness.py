@@ -343,6 +343,9 @@ def test_each_worker_serves_image_urls_the_other_issued() -> None:
             paused.append(renderer)
             body = {**VALID, "prompt": f"issued by {issuer}", "output_format": "webp"}
             (entry,) = _post(port, body)["data"]
+            # Answered by the issuer once it has journalled the generation (into the store the
+            # workers share): paused before that, it would hold the store's lock.
+            assert _get(f"http://127.0.0.1:{port}/__mock/health")[0] == 200
             os.kill(renderer, signal.SIGCONT)
             paused.remove(renderer)
             os.kill(issuer, signal.SIGSTOP)

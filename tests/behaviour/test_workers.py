@@ -6,6 +6,7 @@ is certain.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -52,16 +53,24 @@ def call(port: int, method: str, path: str, body: object = None) -> tuple[int, o
 
 
 @contextmanager
-def only(worker: int, workers: list[int]) -> Iterator[None]:
-    """Every worker but ``worker`` paused."""
+def only(worker: int, workers: list[int], port: int) -> Iterator[None]:
+    """Every worker but ``worker`` paused.
+
+    A worker journals a request just after answering it, into the store the workers share; one
+    paused in between would hold the store's lock. So the block ends with a request the running
+    worker answers only once its earlier requests are journalled (its event loop runs one task
+    step at a time), and only then may the test pause it.
+    """
     others = [pid for pid in workers if pid != worker]
     for pid in others:
         os.kill(pid, signal.SIGSTOP)
     try:
         yield
+        call(port, "GET", "/__mock/health")
     finally:
         for pid in others:
-            os.kill(pid, signal.SIGCONT)
+            with contextlib.suppress(ProcessLookupError):  # not to hide what failed
+                os.kill(pid, signal.SIGCONT)
 
 
 def test_the_journal_and_counted_faults_span_the_workers() -> None:
@@ -77,18 +86,18 @@ def test_the_journal_and_counted_faults_span_the_workers() -> None:
         _wait_until_serving(port)
         time.sleep(0.3)  # the probe is journalled just after it is answered: before the reset
         first, second = workers
-        with only(second, workers):
+        with only(second, workers, port):
             assert call(port, "POST", "/__mock/reset")[0] == 204  # for both workers
             assert call(port, "POST", "/__mock/faults", "code=503, times=2")[0] == 201
         statuses = []
         for worker in (first, second, first, second, first, second):
-            with only(worker, workers):
+            with only(worker, workers, port):
                 statuses.append(call(port, "POST", "/v1/images/generations", VALID)[0])
         # Each worker alone would have fired the rule twice.
         assert statuses == [503, 503, 200, 200, 200, 200]
         time.sleep(0.3)  # an answer is journalled just after it is sent: let the last one land
         for worker in workers:
-            with only(worker, workers):
+            with only(worker, workers, port):
                 status, listed = call(port, "GET", "/__mock/requests")
                 faults = call(port, "GET", "/__mock/faults")[1]
             assert status == 200
@@ -96,13 +105,14 @@ def test_the_journal_and_counted_faults_span_the_workers() -> None:
             assert [entry["status"] for entry in listed] == statuses
             assert all(entry["headers"]["authorization"] == "Bearer <redacted>" for entry in listed)
             assert faults == {"faults": [], "latency": None}
-        with only(second, workers):
+        with only(second, workers, port):
             assert call(port, "DELETE", "/__mock/requests")[0] == 204
-        with only(first, workers):
+        with only(first, workers, port):
             assert call(port, "GET", "/__mock/requests")[1] == []
     finally:
-        for pid in _worker_pids(process.pid, 2):
-            os.kill(pid, signal.SIGCONT)
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError):  # a worker uvicorn replaced
+                os.kill(pid, signal.SIGCONT)
         stop(process)
 
 

@@ -10,8 +10,11 @@ from collections.abc import Iterator
 import pytest
 
 from mock_server import Settings, create_app
+from mock_server.http import pipeline, protocol
+from mock_server.http.pipeline import send_answer
 from mock_server.http.protocol import Limits
 from mock_server.http.server import BackgroundServer
+from mock_server.types import Answer
 
 GENERATIONS = "/v1/images/generations"
 VALID = b'{"model": "blackforestlabs/flux-2", "prompt": "a cat", "image_size": "square"}'
@@ -223,3 +226,116 @@ def test_idle_connections_beyond_the_bound_make_room_for_new_clients() -> None:
         finally:
             for sock in crowd:
                 sock.close()
+
+
+# The whole-answer write ------------------------------------------------------------------------
+
+WHOLE_ANSWERS = {
+    "/json": Answer(
+        200, [(b"content-type", b"application/json"), (b"content-length", b"2")], b"{}"
+    ),
+    "/close": Answer(
+        413,
+        [(b"content-length", b"3"), (b"connection", b"keep-alive, Close"), (b"x-a", b"1")],
+        b"big",
+    ),
+    "/mixed-case": Answer(200, [(b"Content-Length", b"2"), (b"X-Trace", b"t")], b"ok"),
+    "/empty": Answer(204, [(b"content-length", b"0")], b""),
+    "/odd-status": Answer(299, [(b"content-length", b"1")], b"x"),
+    # Declined: uvicorn would send these otherwise (or refuse them).
+    "/no-length": Answer(200, [(b"content-type", b"text/plain")], b"chunked then"),
+    "/wrong-length": Answer(200, [(b"content-length", b"5")], b"toolong"),
+    "/bad-value": Answer(200, [(b"content-length", b"2"), (b"x-bad", b"a\x01b")], b"ok"),
+    "/bad-name": Answer(200, [(b"content-length", b"2"), (b"x bad", b"v")], b"ok"),
+    "/two-lengths": Answer(200, [(b"content-length", b"2"), (b"content-length", b"2")], b"ok"),
+}
+WHOLE_REQUESTS = [
+    b"GET %s HTTP/1.1\r\nHost: h\r\n\r\n",
+    b"HEAD %s HTTP/1.1\r\nHost: h\r\n\r\n",
+    b"GET %s HTTP/1.0\r\n\r\n",
+    b"GET %s HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    b"POST %s HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n",
+    # Two requests on one connection (the second only once the first is answered).
+    b"GET %s HTTP/1.1\r\nHost: h\r\n\r\nGET %s HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+]
+
+
+async def answering_app(scope: dict[str, object], receive: object, send: object) -> None:
+    assert scope["type"] == "http"
+    answer = WHOLE_ANSWERS[str(scope["path"])]
+    await send_answer(Answer(answer.status, list(answer.headers), answer.body), send)  # type: ignore[arg-type]
+
+
+def wire_bytes(server: BackgroundServer, raw: bytes) -> bytes:
+    """What the server writes for the requests in ``raw``: up to its last answer, or until it
+    closes the connection."""
+    answers = raw.count(b" HTTP/1.")
+    with socket.create_connection((server.host, server.port), timeout=5) as sock:
+        sock.sendall(raw)
+        data = b""
+        while not _holds_answers(data, answers, head_only=raw.startswith(b"HEAD")):
+            piece = sock.recv(65536)
+            if not piece:
+                break
+            data += piece
+    # The date is the only header that may change between two answers.
+    return b"\r\n".join(line for line in data.split(b"\r\n") if not line.startswith(b"date: "))
+
+
+def _holds_answers(data: bytes, count: int, *, head_only: bool) -> bool:
+    for _ in range(count):
+        head, found, rest = data.partition(b"\r\n\r\n")
+        if not found:
+            return False
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.lower() == b"content-length":
+                length = int(value)
+            if name.lower() == b"transfer-encoding" and not head_only:
+                if b"\r\n0\r\n\r\n" not in rest:
+                    return False
+                rest = rest.partition(b"\r\n0\r\n\r\n")[2]
+        if head_only or head.startswith((b"HTTP/1.1 204", b"HTTP/1.1 304")):
+            length = 0
+        if len(rest) < length:
+            return False
+        data = rest[length:]
+    return True
+
+
+def test_whole_answers_go_out_byte_for_byte_as_uvicorn_sends_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    taken: list[bool] = []
+    real = protocol.send_whole
+
+    def recording(*args: object) -> bool:
+        taken.append(real(*args))  # type: ignore[arg-type]
+        return taken[-1]
+
+    monkeypatch.setattr(pipeline, "send_whole", recording)
+    seen: dict[bool, list[bytes]] = {}
+    with BackgroundServer(answering_app) as server:  # type: ignore[arg-type]
+        for whole in (True, False):
+            monkeypatch.setattr(protocol, "_WHOLE", whole)
+            seen[whole] = [
+                wire_bytes(server, request.replace(b"%s", path.encode()))
+                for path in WHOLE_ANSWERS
+                for request in WHOLE_REQUESTS
+            ]
+    assert seen[True] == seen[False]
+    per_request = len(WHOLE_REQUESTS)
+    by_path = {
+        path: tuple(seen[True][number * per_request : (number + 1) * per_request])
+        for number, path in enumerate(WHOLE_ANSWERS)
+    }
+    for path, answers in by_path.items():
+        if path.startswith("/bad-"):  # uvicorn refuses the header: the connection just closes
+            assert set(answers) == {b""}
+        else:
+            assert all(answer.startswith(b"HTTP/1.1 ") for answer in answers), path
+    assert by_path["/close"][0].endswith(b"x-a: 1\r\n\r\nbig")
+    assert b"connection: close" in by_path["/json"][2]  # an HTTP/1.0 client is answered so
+    # Half the answers are written whole; the others were declined and sent the ASGI way.
+    assert taken.count(True) == 5 * 7 and taken.count(False) >= 5 * 7
