@@ -41,7 +41,7 @@ _HOMES = {
     "FaultPlan": "controls.faults",
     "FaultRule": "controls.faults",
     "Latency": "controls.latency",
-    "CassetteError": "record.cassette",
+    "CassetteError": "errors",
     "MockServer": "testing.fake",
     "DEFAULT_API_KEY": "testing.fake",
     "sync_client": "testing.clients",
@@ -82,11 +82,10 @@ if _TYPE_CHECKING:
     from .controls.faults import Fault, FaultPlan, FaultRule
     from .controls.journal import Journal, JournalAssertionError, JournalEntry
     from .controls.latency import Latency
-    from .errors import ApiError, ConfigError, SpecError
+    from .errors import ApiError, CassetteError, ConfigError, SpecError
     from .http.app import create_app
     from .http.deviations import DEVIATIONS
     from .http.server import BackgroundServer
-    from .record.cassette import CassetteError
     from .spec.load import SpecSet, load_specs
     from .testing.clients import async_client, sync_client
     from .testing.fake import DEFAULT_API_KEY, MockServer

@@ -16,11 +16,10 @@ from dataclasses import replace
 from . import __version__
 from .config import OPTIONS, Settings
 from .contract import cli as contract_cli
-from .errors import ConfigError, SpecError
+from .errors import CassetteError, ConfigError, SpecError
 from .http.deviations import DEVIATIONS
 from .images.memory import return_large_blocks_to_the_system
 from .record import cli as record_cli
-from .record.cassette import CassetteError
 from .spec.load import SpecSet, load_specs
 from .types import Source
 
@@ -148,9 +147,6 @@ def serve(
 
     ``source`` answers in front of synthesis (the recorder); it needs one worker.
     """
-    from uvicorn.supervisors import Multiprocess
-
-    from .controls.shared import SHARED_STATE_VARIABLE, shared_store
     from .http.app import create_app
     from .http.request_log import ENV_VARIABLE as REQUEST_LOG_VARIABLE
     from .http.request_log import RequestLog
@@ -189,6 +185,10 @@ def serve(
             with contextlib.suppress(KeyboardInterrupt):
                 StoppingServer(config, app).run(sockets=[sock])
         else:
+            from uvicorn.supervisors import Multiprocess
+
+            from .controls.shared import SHARED_STATE_VARIABLE, shared_store
+
             # Each worker process builds its own app from the same settings, via the environment,
             # and shares the journal and fault controls with the others through the store.
             os.environ.update(settings.to_env())

@@ -40,6 +40,10 @@ class SpecError(Exception):
         self.problem = problem
 
 
+class CassetteError(Exception):
+    """A cassette that cannot be read or written; the message names the file and the entry."""
+
+
 class ConfigError(ValueError):
     """A setting (CLI option or environment variable) with a value the fake cannot use."""
 

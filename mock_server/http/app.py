@@ -13,7 +13,6 @@ from ..config import Settings
 from ..controls.faults import FaultPlan
 from ..controls.journal import Journal
 from ..controls.ledger import CreditLedger
-from ..controls.shared import SHARED_STATE_VARIABLE, SharedJournal, SharedPlan, SharedStore
 from ..controls.usage import UsageLog
 from ..engine.ids import new_request_id
 from ..engine.service import ImageService
@@ -33,6 +32,7 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.responses import Response
 
+    from ..controls.shared import SharedStore
     from ..record.replay import Replay
 
 
@@ -62,6 +62,8 @@ class FakeApp:
             self.journal = Journal(*limits)
             self.faults = FaultPlan(settings.faults, settings.latency)
         else:  # one of several workers: the store holds what the admin routes show and change
+            from ..controls.shared import SharedJournal, SharedPlan
+
             self.journal = SharedJournal(shared, *limits)
             self.faults = SharedPlan(shared)
         self.ledger = CreditLedger(settings.credits)
@@ -150,6 +152,7 @@ def create_app(
 
 def create_app_from_env() -> FakeApp:
     """App factory for uvicorn worker processes: settings come from ``AIMLAPI_MOCK_*``."""
+    from ..controls.shared import SHARED_STATE_VARIABLE, SharedStore
     from .request_log import RequestLog
 
     return_large_blocks_to_the_system()

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import CassetteError as CassetteError  # its home before errors.py; still exported
 from ..types import IMAGE_MEDIA_TYPES, JSON
 
 FORMAT = 1
@@ -34,10 +35,6 @@ IMAGES = "images"
 
 _EXCHANGE_NAME = re.compile(r"(\d{4,})\.json")
 _EXTENSIONS = {media_type: extension for extension, media_type in IMAGE_MEDIA_TYPES.items()}
-
-
-class CassetteError(Exception):
-    """A cassette that cannot be read or written; the message names the file and the entry."""
 
 
 @dataclass(frozen=True)

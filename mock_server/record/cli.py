@@ -13,9 +13,8 @@ from pathlib import Path
 
 from ..config import Settings
 from ..contract.settings import KEY_VARIABLE, REAL_API_URL
-from ..errors import ConfigError, SpecError
+from ..errors import CassetteError, ConfigError, SpecError
 from ..spec.load import load_specs
-from .cassette import CassetteError, load_cassette
 from .settings import DEFAULT_MAX_REQUESTS, RecordSettings, key_from_env
 
 PROG = "aimlapi-mock"
@@ -171,6 +170,8 @@ def cassette(args: argparse.Namespace) -> int:
 
 def list_lines(directory: str) -> list[str]:
     """One line per exchange, then the totals and the size on disk."""
+    from .cassette import load_cassette
+
     loaded = load_cassette(directory)
     lines = [f"{directory}:"]
     for exchange in loaded.exchanges:

@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ..config import Settings
-from ..errors import ConfigError, SpecError
-from ..record.cassette import CassetteError
+from ..errors import CassetteError, ConfigError, SpecError
 
 if TYPE_CHECKING:
     import httpx
