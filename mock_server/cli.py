@@ -148,6 +148,7 @@ def serve(
     ``source`` answers in front of synthesis (the recorder); it needs one worker.
     """
     from .http.app import create_app
+    from .http.pipeline import check_admin_paths
     from .http.request_log import ENV_VARIABLE as REQUEST_LOG_VARIABLE
     from .http.request_log import RequestLog
     from .http.server import StoppingServer, uvicorn_config
@@ -155,6 +156,8 @@ def serve(
 
     return_large_blocks_to_the_system()
     spec_set = spec_set or load_specs(settings.specs)
+    if settings.admin:  # here, not in each worker: a worker failing at start is restarted
+        check_admin_paths(spec_set.paths)
     for warning in spec_set.warnings:
         print(f"{PROG}: warning: {warning}", file=sys.stderr)
     sock = _listen(settings.host, settings.port)

@@ -233,3 +233,21 @@ def test_every_setting_is_declared_once_and_reachable_everywhere() -> None:
     for name in ("host", "port", "workers", "admin_token", "max_header_bytes"):
         with pytest.raises(ConfigError, match=f"unknown option '{name}'"):
             Settings().changed({name: 1})
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_spec_path_under_the_admin_routes_stops_serve_before_it_starts(
+    tmp_path: Path, workers: str
+) -> None:
+    """Refused once, in the parent: a worker failing at start would be restarted in a loop."""
+    spec = tmp_path / "clash.yaml"
+    spec.write_text(
+        (Path(__file__).parents[1] / "fixtures" / "specs" / "flux-2.yaml")
+        .read_text()
+        .replace("  /v1/images/generations:", "  /__mock/generate:")
+    )
+    result = run_cli("serve", "--port", "0", "--workers", workers, "--spec", str(spec))
+    assert result.returncode == 2
+    assert "'/__mock/generate' collides with the admin routes" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "serving" not in result.stdout

@@ -9,6 +9,7 @@ owner only, and every later one (and every worker) reads it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import sys
@@ -49,8 +50,13 @@ def installation_secret() -> str:
         return _read(path)  # another worker made it first
     except OSError as error:
         return _fallback(f"cannot write {path}: {error.strerror}")
-    with os.fdopen(descriptor, "w", encoding="ascii") as file:
-        file.write(secret + "\n")
+    try:
+        with os.fdopen(descriptor, "w", encoding="ascii") as file:
+            file.write(secret + "\n")
+    except OSError as error:  # a full disk: no half-written secret is left for the next start
+        with contextlib.suppress(OSError):
+            path.unlink()
+        return _fallback(f"cannot write {path}: {error.strerror}")
     return secret
 
 

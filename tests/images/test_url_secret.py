@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -10,6 +12,7 @@ import anyio
 import pytest
 
 from mock_server.http.app import FakeApp
+from mock_server.images import url_secret
 from mock_server.images.budget import MemoryBudget
 from mock_server.images.tokens import encode_image_token
 from mock_server.images.url_secret import installation_secret, secret_path
@@ -45,6 +48,35 @@ def test_an_unwritable_cache_falls_back_to_a_secret_of_the_process(
     secret = installation_secret()
     assert secret and installation_secret() == secret
     assert "--url-secret" in capsys.readouterr().err
+
+
+def test_a_full_disk_leaves_no_empty_secret_behind(
+    cache: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    real_fdopen = os.fdopen
+
+    class FullDisk:
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            self.file = real_fdopen(*args, **kwargs)  # type: ignore[call-overload]
+
+        def __enter__(self) -> FullDisk:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.file.close()
+
+        def write(self, text: str) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(url_secret.os, "fdopen", FullDisk)
+    monkeypatch.setattr(url_secret, "_made_here", [])  # as in a fresh process
+    secret = installation_secret()
+    assert secret and installation_secret() == secret
+    assert "No space left on device" in capsys.readouterr().err
+    assert not secret_path().exists()  # the next start makes one, not reads an empty one
+    monkeypatch.undo()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    assert installation_secret() == secret_path().read_text().strip()
 
 
 async def test_urls_survive_a_restart_and_a_given_secret_wins(

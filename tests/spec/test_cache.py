@@ -46,7 +46,7 @@ def test_a_second_load_reads_the_cache_and_serves_the_same_operations(
     seen = parses(monkeypatch)
     first = load_specs()
     assert len(seen) == 7
-    assert len(list(own_cache.glob("*.pickle"))) == 7
+    assert len(list(own_cache.glob("*.json"))) == 7
     second = load_specs()
     assert len(seen) == 7  # nothing parsed again
     assert second.operations == first.operations
@@ -93,14 +93,16 @@ def test_a_broken_or_foreign_entry_is_replaced(
 ) -> None:
     path = spec_copy(tmp_path)
     expected = load_specs([path]).operations
-    (entry,) = own_cache.glob("*.pickle")
+    (entry,) = own_cache.glob("*.json")
     seen = parses(monkeypatch)
-    for junk in (b"", b"not a pickle", entry.read_bytes()[:50], b"\x80\x04N."):  # N.: None
+    junks = (b"", b"not json", entry.read_bytes()[:50], b"null", b"[]", b'{"operations": []}')
+    junks += (b'{"operations": [], "schemas": []}',)  # a file always yields an operation
+    for junk in junks:
         entry.write_bytes(junk)
         assert load_specs([path]).operations == expected
-    assert len(seen) == 4
+    assert len(seen) == len(junks)
     assert load_specs([path]).operations == expected
-    assert len(seen) == 4  # rewritten whole the last time
+    assert len(seen) == len(junks)  # rewritten whole the last time
 
 
 def test_a_file_that_does_not_load_is_never_cached(
@@ -125,17 +127,72 @@ def test_an_unwritable_cache_costs_nothing_but_time(
     assert len(seen) == 14
 
 
-def test_the_oldest_entries_beyond_the_limit_are_deleted(
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX owners and modes")
+@pytest.mark.parametrize("opened", ["directory", "entry"])
+def test_entries_someone_else_could_write_are_never_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, own_cache: Path, opened: str
+) -> None:
+    path = spec_copy(tmp_path)
+    load_specs([path])
+    (entry,) = own_cache.glob("*.json")
+    # What another user could have put there: a valid entry serving a model of their choosing.
+    entry.write_text(entry.read_text().replace("blackforestlabs/flux-2", "planted/model"))
+    (own_cache if opened == "directory" else entry).chmod(0o777 if opened == "directory" else 0o666)
+    seen = parses(monkeypatch)
+    assert load_specs([path]).models == ["blackforestlabs/flux-2"]
+    assert len(seen) == 1
+    if opened == "entry":  # a private directory: the entry is replaced by one of ours
+        assert "planted" not in entry.read_text() and entry.stat().st_mode & 0o077 == 0
+    else:  # nothing is written into a directory others may write
+        assert "planted" in entry.read_text()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX named pipes")
+def test_a_pipe_or_a_directory_at_an_entry_neither_blocks_nor_leaves_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, own_cache: Path
+) -> None:
+    path = spec_copy(tmp_path)
+    load_specs([path])
+    (entry,) = own_cache.glob("*.json")
+    entry.unlink()
+    os.mkfifo(entry)  # reading it would wait for a writer for ever
+    assert load_specs([path]).models == ["blackforestlabs/flux-2"]
+    entry.unlink()
+    entry.mkdir()  # the entry cannot be replaced: the store fails
+    for _ in range(3):
+        assert load_specs([path]).models == ["blackforestlabs/flux-2"]
+    assert sorted(p.name for p in own_cache.iterdir()) == [entry.name]  # no partial files
+
+
+def test_a_relative_cache_home_is_ignored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative-cache")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache.spec_cache_directory() == tmp_path / "home" / ".cache" / "aimlapi-mock" / "specs"
+
+
+def test_the_least_recently_used_entries_beyond_the_limit_are_deleted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, own_cache: Path
 ) -> None:
     monkeypatch.setattr(cache, "MAX_ENTRIES", 3)
     paths = [spec_copy(tmp_path, f"{n}.yaml") for n in range(5)]
-    for number, path in enumerate(paths):
-        load_specs([path])
-        for entry in own_cache.glob("*.pickle"):  # make the order of writing unambiguous
+
+    def age_all() -> None:  # make the order of use unambiguous
+        for entry in own_cache.glob("*.json"):
             os.utime(entry, (entry.stat().st_mtime - 10,) * 2)
-        assert len(list(own_cache.iterdir())) == min(number + 1, 3)
-    seen = parses(monkeypatch)
-    for path in paths[2:]:
+
+    for path in paths[:3]:
         load_specs([path])
-    assert seen == []  # the three newest are kept
+        age_all()
+    load_specs([paths[0]])  # used again: now the most recent
+    age_all()
+    for path in paths[3:]:
+        load_specs([path])
+        age_all()
+    assert len(list(own_cache.iterdir())) == 3
+    seen = parses(monkeypatch)
+    for path in (paths[0], paths[3], paths[4]):
+        load_specs([path])
+    assert seen == []  # kept: the one used again and the two newest
+    load_specs([paths[1]])
+    assert seen == [str(paths[1])]
