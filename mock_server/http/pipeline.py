@@ -54,6 +54,7 @@ RECORDED_ERROR = "aimlapi_mock.recorded_error"
 """Scope key under which an exception raised inside the fake, and kept in the journal, is noted."""
 
 _IMAGE_PREFIX = IMAGE_ROUTE + "/"
+_ADMIN_ROOT = ADMIN_PREFIX.rstrip("/")
 _HOST = re.compile(r"[A-Za-z0-9.\-_~%!$&'()*+,;=]+(:[0-9]*)?|\[[0-9A-Fa-f:.]+\](:[0-9]*)?")
 """A ``Host`` header fit to build image URLs from (RFC 3986 reg-name or IP literal, port)."""
 
@@ -130,7 +131,10 @@ class Pipeline:
             return
         headers = dict(reversed(scope["headers"]))
         framing = framing_problem(scope, headers)
-        if self.admin_prefix is not None and scope["path"].startswith(self.admin_prefix):
+        path = scope["path"]
+        if self.admin_prefix is not None and (
+            path.startswith(self.admin_prefix) or path == _ADMIN_ROOT  # redirected to the page
+        ):
             if framing is None:
                 await self.admin(scope, receive, send)
             else:

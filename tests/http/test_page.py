@@ -50,6 +50,14 @@ async def test_the_page_and_its_assets_are_served_from_the_package(
     assert (await client.get("/__mock/assets/../app.py")).status_code == 404
 
 
+async def test_the_page_without_its_slash_is_a_redirect_to_it(client: httpx.AsyncClient) -> None:
+    redirect = await client.get("/__mock")
+    assert redirect.status_code == 307
+    assert redirect.headers["location"].endswith("/__mock/")
+    page = await client.get("/__mock", follow_redirects=True)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+
+
 async def test_health_says_what_is_served(client: httpx.AsyncClient) -> None:
     response = await client.get("/__mock/health")
     assert response.status_code == 200
@@ -64,7 +72,7 @@ async def test_health_says_what_is_served(client: httpx.AsyncClient) -> None:
 
 async def test_no_page_without_the_admin_routes(make_app: Callable[..., FakeApp]) -> None:
     async with client_for(make_app(admin=False)) as client:
-        for path in ("/__mock/", "/__mock/health", "/__mock/metrics", "/__mock/events"):
+        for path in ("/__mock", "/__mock/", "/__mock/health", "/__mock/metrics", "/__mock/events"):
             assert (await client.get(path)).status_code == 404
 
 
