@@ -174,3 +174,28 @@ def test_output_into_a_closed_pipe_is_not_an_error(tmp_path: Path) -> None:
     piped.stderr.close()
     assert piped.wait(timeout=120) == 0, err
     assert "Traceback" not in err and "BrokenPipe" not in err
+
+
+def test_requests_answered_just_before_ctrl_c_are_still_shown() -> None:
+    """The request log writes in batches; what is pending when the fake stops is written too."""
+    command = [sys.executable, "-m", "mock_server", "serve", "--port", "0"]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command[-1] = str(port)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_until_up(url)
+        time.sleep(0.3)  # the probe's own line goes out first
+        outcome: list[str] = []
+        _held_request(url, outcome)
+        assert outcome == ["answered"]
+        process.send_signal(signal.SIGINT)  # at once: before the next batch is written
+        _, err = process.communicate(timeout=15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=10)
+    assert process.returncode == 0
+    assert " POST /v1/images/generations 200 " in err, err
