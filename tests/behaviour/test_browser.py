@@ -129,6 +129,7 @@ def test_requests_appear_live_open_filter_and_fail_through_the_form(
     wait_for(browser, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ledger"))
     assert browser.find_element(By.TAG_NAME, "body").get_attribute("data-ledger") == "present"
     assert browser.find_element(By.ID, "credits-panel").is_displayed()
+    wait_for(browser, lambda d: d.find_element(By.ID, "credits-now").text == "unlimited")
     browser.find_element(By.ID, "filter-generations").click()  # image downloads are rows too
 
     # A generation sent from Python shows up without a reload.
@@ -310,9 +311,9 @@ def test_the_credits_control_sets_the_ledger(browser: WebDriver) -> None:
     with BackgroundServer(app) as server:
         browser.get(f"{server.base_url}/__mock/")
         wait_for(browser, lambda d: d.find_element(By.ID, "credits-panel").is_displayed())
-        assert browser.find_element(By.ID, "credits-now").text == '{"credits":1000}'
+        wait_for(browser, lambda d: d.find_element(By.ID, "credits-now").text == "1,000 credits")
         browser.find_element(By.ID, "credits-value").send_keys("5000")
         browser.find_element(By.CSS_SELECTOR, "#credits-form button[type=submit]").click()
-        wait_for(browser, lambda d: d.find_element(By.ID, "credits-now").text == '{"credits":5000}')
+        wait_for(browser, lambda d: d.find_element(By.ID, "credits-now").text == "5,000 credits")
         assert app.ledger.balance == 5000
         browser.get("about:blank")

@@ -537,7 +537,10 @@
       document.body.dataset.ledger = response.status === 404 ? "none" : "present";
       if (response.status === 404) return;
       $("credits-panel").hidden = false;
-      if (response.ok) $("credits-now").textContent = jsonText(await response.json(), 0);
+      if (!response.ok) return;
+      const { credits } = await response.json();
+      $("credits-now").textContent =
+        credits == null ? "unlimited" : Number(credits).toLocaleString("en") + " credits";
     } catch (_) { /* no ledger */ }
   }
 
