@@ -75,6 +75,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 FLUX2 = "blackforestlabs/flux-2"
 FLUX2_MAX = "blackforestlabs/flux-2-max"
+BUNDLED_MODELS = [
+    "blackforestlabs/flux-2",
+    "blackforestlabs/flux-2-edit",
+    "blackforestlabs/flux-2-lora",
+    "blackforestlabs/flux-2-lora-edit",
+    "blackforestlabs/flux-2-max",
+    "blackforestlabs/flux-2-pro",
+    "blackforestlabs/flux-2-pro-edit",
+]
+"""Every model the bundled specs serve, sorted."""
 PROMPT = "A T-Rex relaxing on a beach, lying on a sun lounger and wearing sunglasses."
 GENERATIONS = "/v1/images/generations"
 JSON_TYPE = "application/json; charset=utf-8"

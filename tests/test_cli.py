@@ -12,18 +12,9 @@ import requests
 from mock_server.cli import build_parser, main, settings_from_args
 from mock_server.config import OPTIONS, Settings
 from mock_server.errors import ConfigError
+from tests.conftest import BUNDLED_MODELS
 
 SPECS = Path(__file__).parent / "specs"
-
-FLUX_2_FAMILY = [
-    "blackforestlabs/flux-2",
-    "blackforestlabs/flux-2-edit",
-    "blackforestlabs/flux-2-lora",
-    "blackforestlabs/flux-2-lora-edit",
-    "blackforestlabs/flux-2-max",
-    "blackforestlabs/flux-2-pro",
-    "blackforestlabs/flux-2-pro-edit",
-]
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -179,7 +170,7 @@ def served(request: pytest.FixtureRequest) -> Iterator[tuple[str, list[str]]]:
 def test_serve_prints_the_base_url_and_models(served: tuple[str, list[str]]) -> None:
     base_url, lines = served
     assert base_url.startswith("http://127.0.0.1:")
-    family = ", ".join(FLUX_2_FAMILY)
+    family = ", ".join(BUNDLED_MODELS)
     assert lines[1:] == [
         f"POST /images/generations: {family}",
         f"POST /v1/images/generations: {family}",

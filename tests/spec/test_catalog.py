@@ -6,16 +6,7 @@ import pytest
 
 from mock_server import SpecSet
 from mock_server.spec.catalog import etag_matches, models_body, models_etag, models_json
-
-FAMILY = [
-    "blackforestlabs/flux-2",
-    "blackforestlabs/flux-2-edit",
-    "blackforestlabs/flux-2-lora",
-    "blackforestlabs/flux-2-lora-edit",
-    "blackforestlabs/flux-2-max",
-    "blackforestlabs/flux-2-pro",
-    "blackforestlabs/flux-2-pro-edit",
-]
+from tests.conftest import BUNDLED_MODELS
 
 
 def ids(body: dict[str, object]) -> list[str]:
@@ -25,7 +16,7 @@ def ids(body: dict[str, object]) -> list[str]:
 def test_every_served_model_is_listed_once_in_the_documented_shape(bundled: SpecSet) -> None:
     body = models_body(bundled)
     assert body["object"] == "list"
-    assert ids(body) == FAMILY
+    assert ids(body) == BUNDLED_MODELS
     item = body["data"][0]  # type: ignore[index]
     assert set(item) == {"id", "aliases", "type", "info", "tags"}
     assert item == {
@@ -58,7 +49,7 @@ def test_every_served_model_is_listed_once_in_the_documented_shape(bundled: Spec
             [],
             ["blackforestlabs/flux-2-edit", "blackforestlabs/flux-2-max"],
         ),
-        ([], ["openai/image-generations"], FAMILY),
+        ([], ["openai/image-generations"], BUNDLED_MODELS),
         (["flux-2"], ["OPENAI/IMAGE-GENERATIONS"], ["blackforestlabs/flux-2"]),
         (["flux-2"], ["openai/chat-completion"], []),
         (["gpt-4o"], [], []),

@@ -5,26 +5,18 @@ from jsonschema import Draft7Validator
 
 from mock_server.errors import SpecError
 from mock_server.spec.load import bundled_specs_dir, load_specs
+from tests.conftest import BUNDLED_MODELS
 
 SPECS = Path(__file__).parent.parent / "specs"
-FLUX_MODELS = [
-    "blackforestlabs/flux-2",
-    "blackforestlabs/flux-2-edit",
-    "blackforestlabs/flux-2-lora",
-    "blackforestlabs/flux-2-lora-edit",
-    "blackforestlabs/flux-2-max",
-    "blackforestlabs/flux-2-pro",
-    "blackforestlabs/flux-2-pro-edit",
-]
 GENERATION_PATHS = ["/images/generations", "/v1/images/generations"]
 
 
 def test_bundled_specs_serve_the_flux_2_family_on_both_paths() -> None:
     spec_set = load_specs()
-    assert spec_set.models == FLUX_MODELS
+    assert spec_set.models == BUNDLED_MODELS
     assert spec_set.paths == GENERATION_PATHS
     for path in GENERATION_PATHS:
-        assert sorted(spec_set.models_for("POST", path)) == FLUX_MODELS
+        assert sorted(spec_set.models_for("POST", path)) == BUNDLED_MODELS
         assert spec_set.methods_for(path) == ["POST"]
     assert spec_set.warnings == []
 
