@@ -328,12 +328,7 @@ def test_each_worker_serves_image_urls_the_other_issued() -> None:
     generation, renders the image from the URL alone. And the other way round.
     """
     port = _free_port()
-    process = subprocess.Popen(
-        [*SERVE, "--workers", "2", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # so stop() reaches the workers too
-    )
+    process = serve_workers(port)
     paused: list[int] = []
     try:
         workers = _worker_pids(process.pid, 2)
@@ -421,6 +416,16 @@ def test_soak_64_connections_for_a_minute() -> None:
     growth = rss_end / rss_warm - 1
     print(f"soak: {soak.requests} requests, RSS {rss_warm / 2**20:.0f} -> {rss_end / 2**20:.0f} MB")
     assert growth < 0.10, f"RSS grew {growth:.0%} after warm-up"
+
+
+def serve_workers(port: int, workers: int = 2) -> subprocess.Popen[bytes]:
+    """``serve --workers`` in a session of its own, so :func:`stop` reaches the workers too."""
+    return subprocess.Popen(
+        [*SERVE, "--workers", str(workers), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
