@@ -138,9 +138,9 @@ class Pipeline:
             if framing is None:
                 await self.admin(scope, receive, send)
             else:
-                await send_answer(error_answer(framing, scope["path"], new_request_id()), send)
+                await send_answer(error_answer(framing, path, new_request_id()), send)
             return
-        request = Request(time.time(), scope["method"], scope["path"], scope, headers)
+        request = Request(time.time(), scope["method"], path, scope, headers)
         generation = self.route(request)
         recorded = False
         try:

@@ -36,8 +36,8 @@ MAX_ENTRIES = 256
 """Entries kept (about 15 kB each for the bundled specs)."""
 MAX_ENTRY_BYTES = 16 * 1024 * 1024
 
-_CODE = [*sorted(Path(__file__).parent.glob("*.py")), Path(__file__).parents[1] / "types.py"]
 _code_digest: bytes | None = None
+"""Of the code that makes entries (this sub-package and ``types.py``), read on first use."""
 
 
 def spec_cache_directory() -> Path:
@@ -64,7 +64,8 @@ def _digest(source: str, raw: bytes) -> str:
     global _code_digest
     if _code_digest is None:
         code = hashlib.blake2b(f"{__version__}\0{sys.version}".encode(), digest_size=16)
-        for path in _CODE:
+        here = Path(__file__).parent
+        for path in [*sorted(here.glob("*.py")), here.parent / "types.py"]:
             with contextlib.suppress(OSError):
                 code.update(path.read_bytes())
         _code_digest = code.digest()
