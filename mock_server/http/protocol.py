@@ -23,6 +23,7 @@ checked by one sweep a second over the connections, not by a timer per request.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import resource
 from dataclasses import dataclass
 from typing import Any
@@ -52,6 +53,8 @@ RESERVED_DESCRIPTORS = 64
 """Descriptors kept free of client connections (files, renders, the listening socket)."""
 
 _IDLE, _HEAD, _BODY = 0, 1, 2
+_CONNECTIONS = itertools.count()
+"""Numbers connections in the order they were made."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.limits = limits_for(config)
         self._phase = _HEAD
         self._since = 0.0
+        self._order = 0
         self._head_bytes = 0
         self._refusal: tuple[int, str] | None = None
         _start_sweeping(server_state, self.loop)
@@ -108,6 +112,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._since = self.loop.time()
+        self._order = next(_CONNECTIONS)  # breaks ties: the loop's clock is coarse
         if len(self.connections) > self.limits.max_connections:
             _shed(self.connections, len(self.connections) - self.limits.max_connections)
 
@@ -230,7 +235,7 @@ def _start_sweeping(server_state: ServerState, loop: asyncio.AbstractEventLoop) 
 def _shed(connections: set[Any], count: int) -> None:
     """Close the ``count`` connections idle longest (or fewer, if fewer are idle)."""
     idle = [c for c in connections if isinstance(c, GuardedHttpProtocol) and c.idle]
-    idle.sort(key=lambda connection: connection._since)
+    idle.sort(key=lambda connection: (connection._since, connection._order))
     for connection in idle[:count]:
         connection.transport.close()
 
