@@ -8,8 +8,8 @@
     answer       authorize -> parse -> validate -> synthesise (the engine)   -> Answer
     deviate      switchable drift                      Answer -> Answer
     deliver      faults and latency: how it is sent (normal, delayed, closed, truncated, trickled)
+    journal      one entry, written once, from the request and the answer as it will be sent
     send         the only stage that speaks ASGI
-    journal      one entry, written once, from the request and the answer as it left
 
 Data flows one way: each stage takes the previous stage's value and returns its own. The admin
 routes under ``/__mock/`` are the only requests that leave the pipeline (to Starlette).
@@ -166,9 +166,11 @@ class Pipeline:
                 answer = self.deviate(answer, request.path)
             prefer = request.headers.get(b"prefer")
             if prefer is None and (not generation or self.plan.idle):
-                await send_answer(answer, send)
+                # Journalled before it is sent, like every answer: a client holding its answer
+                # finds it in the journal, even one read through another worker.
                 recorded = True
                 self.record(request, answer, answer.status, generation, made=made)
+                await send_answer(answer, send)
                 return
             try:
                 fault, delay = self.faults_for(request, prefer, generation, answer, made)

@@ -210,3 +210,38 @@ def test_image_urls_start_from_the_host_the_client_reached(
     headers = {b"host": host} if host is not None else {}
     scope = {"type": "http", "scheme": "http", "server": server, "root_path": root_path}
     assert base_url(scope, headers) == expected
+
+
+@pytest.mark.parametrize("extra", [{}, LONG], ids=["plain", "delivered"])
+@pytest.mark.parametrize(("method", "path", "headers", "body"), REQUESTS)
+async def test_a_request_is_journalled_before_its_answer_leaves(
+    app: FakeApp,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    body: bytes,
+    extra: dict[str, str],
+) -> None:
+    """Whoever holds an answer finds its request in the journal (read through any worker)."""
+    raw_headers = [(name.lower().encode(), value.encode()) for name, value in
+                   {"Host": "testserver", **headers, **extra}.items()]  # fmt: skip
+    scope = {
+        "type": "http", "http_version": "1.1", "method": method, "path": path,
+        "raw_path": path.encode(), "query_string": b"", "headers": raw_headers,
+        "scheme": "http", "server": ("testserver", 80), "client": ("127.0.0.1", 5000),
+        "root_path": "",
+    }  # fmt: skip
+    seen: list[tuple[int, int | None]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            entry = app.journal.last
+            assert entry is not None and entry.path == path, "answer sent before it was journalled"
+            seen.append((message["status"], entry.status))
+
+    await app(scope, receive, send)
+    ((sent, journalled_status),) = seen
+    assert sent == journalled_status
