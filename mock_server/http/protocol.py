@@ -23,6 +23,7 @@ checked by one sweep a second over the connections, not by a timer per request.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import resource
 from dataclasses import dataclass
@@ -105,6 +106,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._order = 0
         self._head_bytes = 0
         self._refusal: tuple[int, str] | None = None
+        self._body_only = False
+        """Parsing only the body of a request whose head came before (see _ignore_upgrade)."""
         _start_sweeping(server_state, self.loop)
 
     # Connection ----------------------------------------------------------------------------
@@ -122,14 +125,37 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._unset_keepalive_if_required()
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            pass  # the fake speaks HTTP/1.1 only: the request is answered as an ordinary one
+        except httptools.HttpParserUpgrade as upgrade:
+            self._ignore_upgrade(data[upgrade.args[0] :])
+            return
         except httptools.HttpParserError as error:
             status, message = self._refusal or (400, f"Bad Request: malformed HTTP ({error})")
             self._refuse(status, message)
             return
         if self._phase != _BODY and self._head_bytes > self.limits.max_header_bytes:
             self._refuse(431, self._too_large())
+
+    def _ignore_upgrade(self, rest: bytes) -> None:
+        """Go on with a request that asked to switch protocols as with an ordinary one.
+
+        The fake speaks HTTP/1.1 only, so ``Upgrade`` (``curl --http2`` sends ``Upgrade: h2c``)
+        is ignored, as RFC 9110 lets a server do. But the parser stops at the end of such a
+        request's head, taking it to have no body. A fresh parser takes over: it is given a
+        head with the request's own framing (``Content-Length`` or chunked), whose callbacks are
+        skipped, so that the body that follows reaches the request under way; then the requests
+        after it on the connection.
+        """
+        self.parser = httptools.HttpRequestParser(self)
+        with contextlib.suppress(AttributeError):  # as uvicorn sets it (httptools >= 0.6.3)
+            self.parser.set_dangerous_leniencies(lenient_data_after_close=True)
+        framing = _body_framing(self.headers)
+        if framing is not None and self.cycle is not None and not self.cycle.response_complete:
+            self.cycle.more_body = True
+            self._phase = _BODY
+            self._body_only = True
+            self.parser.feed_data(b"POST / HTTP/1.1\r\n" + framing + b"\r\n\r\n")
+        if rest:
+            self.data_received(rest)
 
     def send_400_response(self, msg: str) -> None:
         self._refuse(400, f"Bad Request: {msg}")
@@ -146,11 +172,23 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     # Parser callbacks ----------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        if self._body_only:
+            return  # the head that only frames an upgrade request's body (_ignore_upgrade)
         super().on_message_begin()
         self._phase = _HEAD
         self._since = self.loop.time()
 
+    def on_url(self, url: bytes) -> None:
+        if not self._body_only:
+            super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if not self._body_only:
+            super().on_header(name, value)
+
     def on_headers_complete(self) -> None:
+        if self._body_only:
+            return
         if self._head_bytes > self.limits.max_header_bytes and self._head_size() > (
             self.limits.max_header_bytes
         ):
@@ -166,6 +204,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         super().on_body(body)
 
     def on_message_complete(self) -> None:
+        self._body_only = False
         self._phase = _IDLE
         super().on_message_complete()
 
@@ -214,6 +253,19 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             head.append(b"connection: close\r\n\r\n")
             transport.write(b"".join(head) + answer.body)
         transport.close()
+
+
+def _body_framing(headers: list[tuple[bytes, bytes]]) -> bytes | None:
+    """The header that frames a request's body (``Content-Length`` or chunked), None if none."""
+    length: bytes | None = None
+    for name, value in headers:
+        if name == b"transfer-encoding" and value.strip().lower() == b"chunked":
+            return b"Transfer-Encoding: chunked"
+        if name == b"content-length":
+            length = value.strip()
+    if length is None or not length.isdigit() or int(length) == 0:
+        return None
+    return b"Content-Length: " + length
 
 
 def _start_sweeping(server_state: ServerState, loop: asyncio.AbstractEventLoop) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -339,3 +340,65 @@ def test_whole_answers_go_out_byte_for_byte_as_uvicorn_sends_them(
     assert b"connection: close" in by_path["/json"][2]  # an HTTP/1.0 client is answered so
     # Half the answers are written whole; the others were declined and sent the ASGI way.
     assert taken.count(True) == 5 * 7 and taken.count(False) >= 5 * 7
+
+
+UPGRADE = (
+    b"Connection: Upgrade, HTTP2-Settings",
+    b"Upgrade: h2c",
+    b"HTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA",
+)
+"""What ``curl --http2`` adds to a request over plain http://."""
+
+
+def chunked(body: bytes, *extra: bytes) -> bytes:
+    head = [
+        b"POST " + GENERATIONS.encode() + b" HTTP/1.1",
+        b"Host: t",
+        b"Authorization: Bearer k",
+        b"Content-Type: application/json",
+        b"Transfer-Encoding: chunked",
+        *extra,
+    ]
+    pieces = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (body[:10], body[10:]))
+    return b"\r\n".join(head) + b"\r\n\r\n" + pieces + b"0\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(post(VALID, *UPGRADE), id="content-length"),
+        pytest.param(chunked(VALID, *UPGRADE), id="chunked"),
+    ],
+)
+@pytest.mark.parametrize("split", [None, 10], ids=["whole", "body-in-pieces"])
+def test_a_request_asking_to_upgrade_is_answered_with_its_body(
+    server: BackgroundServer, raw: bytes, split: int | None
+) -> None:
+    """The fake speaks HTTP/1.1 only: ``Upgrade`` is ignored, the body still read."""
+    with connect(server) as sock:
+        if split is None:
+            sock.sendall(raw)
+        else:
+            at = raw.index(b"\r\n\r\n") + 4 + split
+            sock.sendall(raw[:at])
+            time.sleep(0.05)
+            sock.sendall(raw[at:])
+        status, headers, body = read_answer(sock)
+        assert status == 200, body
+        assert json.loads(body)["data"]
+        assert "upgrade" not in headers
+        # The connection goes on: another request on it, asking again, is read right too.
+        sock.sendall(post(b'{"model": "blackforestlabs/flux-2"}', *UPGRADE))
+        status, _headers, body = read_answer(sock)
+    assert status == 400
+    assert "prompt: Required" in envelope(400, body)
+
+
+def test_requests_sent_together_after_an_upgrade_request_are_each_answered(
+    server: BackgroundServer,
+) -> None:
+    upgrade_get = (
+        b"GET /files/x.png HTTP/1.1\r\nHost: t\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n"
+    )
+    data = wire_bytes(server, upgrade_get + post(VALID, *UPGRADE) + post(VALID))
+    assert re.findall(rb"HTTP/1.1 (\d{3}) ", data) == [b"404", b"200", b"200"]
