@@ -208,6 +208,7 @@ def serve(
                 factory=True,
                 workers=settings.workers,
                 log_level=log_level,
+                lifespan="on",  # a worker's request log writes its last batch at shutdown
             )
             with shared_store(settings.faults, settings.latency) as directory:
                 os.environ[SHARED_STATE_VARIABLE] = str(directory)

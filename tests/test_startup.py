@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -176,14 +177,19 @@ def test_output_into_a_closed_pipe_is_not_an_error(tmp_path: Path) -> None:
     assert "Traceback" not in err and "BrokenPipe" not in err
 
 
-def test_requests_answered_just_before_ctrl_c_are_still_shown() -> None:
-    """The request log writes in batches; what is pending when the fake stops is written too."""
-    command = [sys.executable, "-m", "mock_server", "serve", "--port", "0"]
+@pytest.mark.parametrize("workers", [1, 2])
+def test_requests_answered_just_before_ctrl_c_are_still_shown(workers: int) -> None:
+    """The request log writes in batches; what is pending when the fake stops is written too,
+    by each worker process as well."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    command[-1] = str(port)
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    command = [sys.executable, "-m", "mock_server", "serve", "--port", str(port)]
+    command += ["--workers", str(workers)]
+    # In a session of its own, so Ctrl-C reaches the workers too, as in a terminal.
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         _wait_until_up(url)
@@ -191,7 +197,7 @@ def test_requests_answered_just_before_ctrl_c_are_still_shown() -> None:
         outcome: list[str] = []
         _held_request(url, outcome)
         assert outcome == ["answered"]
-        process.send_signal(signal.SIGINT)  # at once: before the next batch is written
+        os.killpg(process.pid, signal.SIGINT)  # at once: before the next batch is written
         _, err = process.communicate(timeout=15)
     finally:
         if process.poll() is None:

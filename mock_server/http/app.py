@@ -96,7 +96,25 @@ class FakeApp:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
         await self.pipeline(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        """Start-up needs nothing; at shutdown the observers write what they still hold (the
+        request log's last batch). Worker processes run it: they exit without exit hooks."""
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                for observer in self.pipeline.observers:
+                    flush = getattr(observer, "flush", None)
+                    if callable(flush):
+                        flush()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
     async def _serve_admin(self, scope: Scope, receive: Receive, send: Send) -> None:
         """``/__mock/`` and anything not HTTP: Starlette, built (and imported) on first use, so

@@ -20,7 +20,8 @@ GRACEFUL_SHUTDOWN_SECONDS = 3
 
 
 def uvicorn_config(app: ASGIApp | str, host: str, port: int, **options: Any) -> uvicorn.Config:
-    """uvicorn's configuration for serving the fake: its guarded HTTP protocol, no lifespan."""
+    """uvicorn's configuration for serving the fake: its guarded HTTP protocol, no lifespan
+    unless ``options`` ask for it."""
     _quiet_cancellations()
     return uvicorn.Config(
         app,
@@ -28,9 +29,8 @@ def uvicorn_config(app: ASGIApp | str, host: str, port: int, **options: Any) -> 
         port=port,
         http=GuardedHttpProtocol,
         ws="none",  # no WebSocket routes: an upgrade is answered as a plain request
-        lifespan="off",
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-        **{"log_level": "warning", "access_log": False, **options},
+        **{"log_level": "warning", "access_log": False, "lifespan": "off", **options},
     )
 
 
