@@ -205,3 +205,4 @@ def test_requests_answered_just_before_ctrl_c_are_still_shown(workers: int) -> N
             process.communicate(timeout=10)
     assert process.returncode == 0
     assert " POST /v1/images/generations 200 " in err, err
+    assert "application startup" not in err and "application shutdown" not in err, err

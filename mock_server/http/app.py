@@ -172,7 +172,9 @@ def create_app_from_env() -> FakeApp:
     """App factory for uvicorn worker processes: settings come from ``AIMLAPI_MOCK_*``."""
     from ..controls.shared import SHARED_STATE_VARIABLE, SharedStore
     from .request_log import RequestLog
+    from .server import quiet_lifespan
 
+    quiet_lifespan()
     return_large_blocks_to_the_system()
     settings = Settings.from_env()
     directory = os.environ.get(SHARED_STATE_VARIABLE)

@@ -49,6 +49,31 @@ def _quiet_cancellations() -> None:
         logger.addFilter(_CancelledAtExit())
 
 
+_LIFESPAN_CHATTER = frozenset(
+    {
+        "Waiting for application startup.",
+        "Application startup complete.",
+        "Waiting for application shutdown.",
+        "Application shutdown complete.",
+    }
+)
+
+
+class _LifespanChatter(logging.Filter):
+    """Drops uvicorn's lines about the lifespan: workers run it only to flush their request log
+    at shutdown, which is nothing a person asked to hear about."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() not in _LIFESPAN_CHATTER
+
+
+def quiet_lifespan() -> None:
+    """Hide uvicorn's lifespan lines in this process (a worker: see :class:`_LifespanChatter`)."""
+    logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(known, _LifespanChatter) for known in logger.filters):
+        logger.addFilter(_LifespanChatter())
+
+
 def bind(host: str, port: int) -> socket.socket:
     """A listening socket on ``host:port`` as uvicorn would make it; raises OSError."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
