@@ -106,8 +106,6 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._order = 0
         self._head_bytes = 0
         self._refusal: tuple[int, str] | None = None
-        self._body_only = False
-        """Parsing only the body of a request whose head came before (see _ignore_upgrade)."""
         _start_sweeping(server_state, self.loop)
 
     # Connection ----------------------------------------------------------------------------
@@ -140,20 +138,22 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
         The fake speaks HTTP/1.1 only, so ``Upgrade`` (``curl --http2`` sends ``Upgrade: h2c``)
         is ignored, as RFC 9110 lets a server do. But the parser stops at the end of such a
-        request's head, taking it to have no body. A fresh parser takes over: it is given a
-        head with the request's own framing (``Content-Length`` or chunked), whose callbacks are
-        skipped, so that the body that follows reaches the request under way; then the requests
-        after it on the connection.
+        request's head, taking it to have no body. A fresh parser takes over. When the request
+        has a body, that parser first reads a head carrying only the request's own framing
+        (``Content-Length`` or chunked), through :class:`_AfterUpgrade`, which skips it: the body
+        that follows then reaches the request under way, and the requests after it are parsed
+        as usual. Connections that never ask to upgrade keep uvicorn's callbacks untouched.
         """
-        self.parser = httptools.HttpRequestParser(self)
-        with contextlib.suppress(AttributeError):  # as uvicorn sets it (httptools >= 0.6.3)
-            self.parser.set_dangerous_leniencies(lenient_data_after_close=True)
         framing = _body_framing(self.headers)
         if framing is not None and self.cycle is not None and not self.cycle.response_complete:
             self.cycle.more_body = True
             self._phase = _BODY
-            self._body_only = True
+            self.parser = httptools.HttpRequestParser(_AfterUpgrade(self))
             self.parser.feed_data(b"POST / HTTP/1.1\r\n" + framing + b"\r\n\r\n")
+        else:
+            self.parser = httptools.HttpRequestParser(self)
+        with contextlib.suppress(AttributeError):  # as uvicorn sets it (httptools >= 0.6.3)
+            self.parser.set_dangerous_leniencies(lenient_data_after_close=True)
         if rest:
             self.data_received(rest)
 
@@ -172,23 +172,11 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     # Parser callbacks ----------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
-        if self._body_only:
-            return  # the head that only frames an upgrade request's body (_ignore_upgrade)
         super().on_message_begin()
         self._phase = _HEAD
         self._since = self.loop.time()
 
-    def on_url(self, url: bytes) -> None:
-        if not self._body_only:
-            super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if not self._body_only:
-            super().on_header(name, value)
-
     def on_headers_complete(self) -> None:
-        if self._body_only:
-            return
         if self._head_bytes > self.limits.max_header_bytes and self._head_size() > (
             self.limits.max_header_bytes
         ):
@@ -204,7 +192,6 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         super().on_body(body)
 
     def on_message_complete(self) -> None:
-        self._body_only = False
         self._phase = _IDLE
         super().on_message_complete()
 
@@ -253,6 +240,39 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             head.append(b"connection: close\r\n\r\n")
             transport.write(b"".join(head) + answer.body)
         transport.close()
+
+
+class _AfterUpgrade:
+    """The parser callbacks after a request that asked to upgrade: the framing head
+    :meth:`GuardedHttpProtocol._ignore_upgrade` feeds is skipped, the body goes to the request
+    under way, and what follows on the connection to the protocol as usual."""
+
+    def __init__(self, protocol: GuardedHttpProtocol) -> None:
+        self.protocol = protocol
+        self.in_body = True
+
+    def on_message_begin(self) -> None:
+        if not self.in_body:
+            self.protocol.on_message_begin()
+
+    def on_url(self, url: bytes) -> None:
+        if not self.in_body:
+            self.protocol.on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if not self.in_body:
+            self.protocol.on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        if not self.in_body:
+            self.protocol.on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        self.protocol.on_body(body)
+
+    def on_message_complete(self) -> None:
+        self.in_body = False
+        self.protocol.on_message_complete()
 
 
 def _body_framing(headers: list[tuple[bytes, bytes]]) -> bytes | None:
