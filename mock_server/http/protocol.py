@@ -118,22 +118,28 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             _shed(self.connections, len(self.connections) - self.limits.max_connections)
 
     def data_received(self, data: bytes) -> None:
+        while data:  # more than once only after requests that asked to upgrade
+            data = self._feed(data)
+
+    def _feed(self, data: bytes) -> bytes:
+        """Parse ``data``; return what is left unparsed after a request asking to upgrade."""
         if self._phase != _BODY:
             self._head_bytes += len(data)
         self._unset_keepalive_if_required()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
-            self._ignore_upgrade(data[upgrade.args[0] :])
-            return
+            self._ignore_upgrade()
+            return data[upgrade.args[0] :]
         except httptools.HttpParserError as error:
             status, message = self._refusal or (400, f"Bad Request: malformed HTTP ({error})")
             self._refuse(status, message)
-            return
+            return b""
         if self._phase != _BODY and self._head_bytes > self.limits.max_header_bytes:
             self._refuse(431, self._too_large())
+        return b""
 
-    def _ignore_upgrade(self, rest: bytes) -> None:
+    def _ignore_upgrade(self) -> None:
         """Go on with a request that asked to switch protocols as with an ordinary one.
 
         The fake speaks HTTP/1.1 only, so ``Upgrade`` (``curl --http2`` sends ``Upgrade: h2c``)
@@ -141,8 +147,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         request's head, taking it to have no body. A fresh parser takes over. When the request
         has a body, that parser first reads a head carrying only the request's own framing
         (``Content-Length`` or chunked), through :class:`_AfterUpgrade`, which skips it: the body
-        that follows then reaches the request under way, and the requests after it are parsed
-        as usual. Connections that never ask to upgrade keep uvicorn's callbacks untouched.
+        that follows then reaches the request under way, and the requests after it (the bytes
+        :meth:`_feed` returns) are parsed as usual. Connections that never ask to upgrade keep
+        uvicorn's callbacks untouched.
         """
         framing = _body_framing(self.headers)
         if framing is not None and self.cycle is not None and not self.cycle.response_complete:
@@ -154,8 +161,6 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self.parser = httptools.HttpRequestParser(self)
         with contextlib.suppress(AttributeError):  # as uvicorn sets it (httptools >= 0.6.3)
             self.parser.set_dangerous_leniencies(lenient_data_after_close=True)
-        if rest:
-            self.data_received(rest)
 
     def send_400_response(self, msg: str) -> None:
         self._refuse(400, f"Bad Request: {msg}")

@@ -402,3 +402,10 @@ def test_requests_sent_together_after_an_upgrade_request_are_each_answered(
     )
     data = wire_bytes(server, upgrade_get + post(VALID, *UPGRADE) + post(VALID))
     assert re.findall(rb"HTTP/1.1 (\d{3}) ", data) == [b"404", b"200", b"200"]
+
+
+def test_many_upgrade_requests_sent_together_are_each_answered(server: BackgroundServer) -> None:
+    """Each one hands the rest of the data to a fresh parser: in a loop, not ever deeper."""
+    one = b"GET /files/x.png HTTP/1.1\r\nHost: t\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n"
+    data = wire_bytes(server, one * 2000)
+    assert data.count(b"HTTP/1.1 404 ") == 2000
