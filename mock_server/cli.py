@@ -182,16 +182,14 @@ def serve(
         print(f"  replaying {cassette} (misses: {settings.replay_miss})", flush=True)
     with sock:  # closed however serving ends (a bad cassette, Ctrl-C, ...)
         if settings.workers == 1 or source is not None:
-            log = RequestLog() if show_requests else None
-            observers = (log,) if log is not None else ()
+            observers = (RequestLog(),) if show_requests else ()
             app = create_app(settings, spec_set=spec_set, observers=observers, source=source)
             config = uvicorn_config(app, settings.host, settings.port, log_level=log_level)
             try:
                 with contextlib.suppress(KeyboardInterrupt):
                     StoppingServer(config, app).run(sockets=[sock])
             finally:
-                if log is not None:
-                    log.flush()  # the requests of the last moments before Ctrl-C
+                app.flush_observers()  # the requests of the last moments before Ctrl-C
         else:
             from uvicorn.supervisors import Multiprocess
 

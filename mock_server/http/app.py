@@ -109,12 +109,16 @@ class FakeApp:
             if message["type"] == "lifespan.startup":
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                for observer in self.pipeline.observers:
-                    flush = getattr(observer, "flush", None)
-                    if callable(flush):
-                        flush()
+                self.flush_observers()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    def flush_observers(self) -> None:
+        """Have the observers that hold entries back (the request log) write them now."""
+        for observer in self.pipeline.observers:
+            flush = getattr(observer, "flush", None)
+            if callable(flush):
+                flush()
 
     async def _serve_admin(self, scope: Scope, receive: Receive, send: Send) -> None:
         """``/__mock/`` and anything not HTTP: Starlette, built (and imported) on first use, so

@@ -44,9 +44,14 @@ class _CancelledAtExit(logging.Filter):
 
 
 def _quiet_cancellations() -> None:
+    _filter_uvicorn(_CancelledAtExit)
+
+
+def _filter_uvicorn(kind: type[logging.Filter]) -> None:
+    """Add a ``kind`` filter to uvicorn's logger, once per process."""
     logger = logging.getLogger("uvicorn.error")
-    if not any(isinstance(known, _CancelledAtExit) for known in logger.filters):
-        logger.addFilter(_CancelledAtExit())
+    if not any(isinstance(known, kind) for known in logger.filters):
+        logger.addFilter(kind())
 
 
 _LIFESPAN_CHATTER = frozenset(
@@ -69,9 +74,7 @@ class _LifespanChatter(logging.Filter):
 
 def quiet_lifespan() -> None:
     """Hide uvicorn's lifespan lines in this process (a worker: see :class:`_LifespanChatter`)."""
-    logger = logging.getLogger("uvicorn.error")
-    if not any(isinstance(known, _LifespanChatter) for known in logger.filters):
-        logger.addFilter(_LifespanChatter())
+    _filter_uvicorn(_LifespanChatter)
 
 
 def bind(host: str, port: int) -> socket.socket:
