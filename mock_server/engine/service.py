@@ -198,15 +198,23 @@ class ImageService:
             )
             raise ApiError(400, f"{LIMIT_MESSAGE}\nprompt: {problem.message}", [problem]) from None
 
+    def cached_image(self, name: str) -> tuple[bytes, str] | None:
+        """:meth:`image`, for an image rendered before and still in the cache; else None."""
+        media_type = IMAGE_MEDIA_TYPES.get(name.rpartition(".")[2])
+        if media_type is None:
+            return None
+        cached = self.cache.get(name)  # only verified names are ever cached
+        return None if cached is None else (cached, media_type)
+
     async def image(self, name: str) -> tuple[bytes, str] | None:
         """The bytes and media type of the image behind ``<token>.<format>``; None if unknown."""
+        cached = self.cached_image(name)
+        if cached is not None:
+            return cached
         token, _, extension = name.rpartition(".")
         media_type = IMAGE_MEDIA_TYPES.get(extension)
         if media_type is None:
             return None
-        cached = self.cache.get(name)  # only verified names are ever cached
-        if cached is not None:
-            return cached, media_type
         spec = decode_image_token(token, self._secret, self.max_side)
         if spec is None or spec.format != extension:
             return None

@@ -9,10 +9,20 @@
     deviate      switchable drift                      Answer -> Answer
     deliver      faults and latency: how it is sent (normal, delayed, closed, truncated, trickled)
     journal      one entry, written once, from the request and the answer as it will be sent
-    send         the only stage that speaks ASGI
+    send         the answer, as the delivery says
 
-Data flows one way: each stage takes the previous stage's value and returns its own. The admin
-routes under ``/__mock/`` are the only requests that leave the pipeline (to Starlette).
+Data flows one way: each stage takes the previous stage's value and returns its own. Only three
+stages may have to wait: reading a body, a source, and the work done off the event loop (input
+images to fetch or decode, an image to render). The pipeline has two entrances, one pipeline:
+
+- :meth:`Pipeline.__call__`, an ASGI app, runs every stage; any server and the in-process test
+  clients use it;
+- :meth:`Pipeline.answer_now` runs the stages for a request the server has already read whole,
+  when none of them has to wait, and returns the :class:`Delivery` for the server to send. Under
+  uvicorn, :class:`~mock_server.http.protocol.GuardedHttpProtocol` uses it for most requests,
+  which then cost no ASGI task; it hands any other request to the ASGI app.
+
+The admin routes under ``/__mock/`` are the only requests that leave the pipeline (to Starlette).
 """
 
 from __future__ import annotations
@@ -88,6 +98,31 @@ class Request:
     """Where the answer came from when a source answered (or passed): for the journal."""
 
 
+Answered = tuple[Answer, "Generation | None"]
+"""An answer, and the generation it reports when it is a success."""
+
+
+@dataclass(slots=True)
+class Delivery:
+    """The pipeline's last value: the answer, and how it is to be sent."""
+
+    answer: Answer
+    fault: Fault | None = None
+    delay: float = 0.0
+    """Seconds to hold the answer back."""
+    error: Exception | None = None
+    """An exception raised inside the fake, which ``answer`` (a 500) stands for."""
+
+    @property
+    def plain(self) -> bool:
+        """Sent at once and whole, as it is (a forced error status is, too)."""
+        return (
+            not self.delay
+            and (self.fault is None or self.fault.transport is None)
+            and self.error is None
+        )
+
+
 class Pipeline:
     """The fake's API as one ASGI app; ``admin`` serves ``/__mock/`` (and anything not HTTP)."""
 
@@ -126,97 +161,165 @@ class Pipeline:
         self._slow: CapacityLimiter | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The pipeline as an ASGI app: under any server, and in process (the test clients)."""
         if scope["type"] != "http":
             await self.admin(scope, receive, send)
             return
-        headers = dict(reversed(scope["headers"]))
-        framing = framing_problem(scope, headers)
+        begun = self.begin(scope)
+        if begun is None:  # the admin routes, for a request framed as the fake takes it
+            framing = framing_problem(scope, dict(reversed(scope["headers"])))
+            if framing is None:
+                await self.admin(scope, receive, send)
+            else:
+                await send_answer(error_answer(framing, scope["path"], new_request_id()), send)
+            return
+        request, generation, framing = begun
+        problem: ApiError | None = None
+        ready: Answered | None = None
+        image: tuple[bytes, str] | None = None
+        try:
+            if framing is None and generation:
+                problem = await self.read_body(request, receive)
+                sourced = await self.answer_from_source(request, problem) if self.source else None
+                if sourced is not None:
+                    ready = sourced, None
+                elif self._fetches or b"data:" in request.body:
+                    # Downloading or decoding image_urls takes a while: not on the event loop.
+                    ready = await to_thread.run_sync(
+                        self.answer_generation, request, problem, limiter=self._slow_answers()
+                    )
+            elif framing is None and self.is_image(request):
+                image = await self.service.image(request.path[len(_IMAGE_PREFIX) :])
+        except _ClientLeft:
+            return  # before it had sent its request: nothing to answer or journal
+        except Exception as error:
+            delivery = self.failed(request, generation, error)
+        else:
+            delivery = self.conclude(request, generation, framing, problem, ready, image)
+        await self.deliver(delivery, receive, send)
+        if delivery.error is not None:
+            raise delivery.error  # for the server to log, or the in-process client to raise
+
+    def answer_now(self, scope: Scope, body: bytes) -> Delivery | None:
+        """The pipeline for a request already read whole, if no stage has to wait: the caller
+        (the HTTP protocol) sends the delivery. None, having done nothing, for a request a stage
+        must wait for (a source, input images to fetch, an image to render, the admin routes):
+        the caller then runs the pipeline as an ASGI app."""
+        begun = self.begin(scope)
+        if begun is None or self.source is not None:
+            return None
+        request, generation, framing = begun
+        if b"x-forwarded-for" in request.headers or b"x-forwarded-proto" in request.headers:
+            return None  # uvicorn's proxy-headers middleware may change the scope first
+        problem, image = None, None
+        if framing is None and generation:
+            if self._fetches or b"data:" in body:
+                return None
+            problem = self.check_body(request, body)
+        elif framing is None and self.is_image(request):
+            image = self.service.cached_image(request.path[len(_IMAGE_PREFIX) :])
+            if image is None:
+                return None
+        return self.conclude(request, generation, framing, problem, None, image)
+
+    def begin(self, scope: Scope) -> tuple[Request, bool, ApiError | None] | None:
+        """The route stage: the request, whether it is a generation, and what is wrong with its
+        framing (None if nothing); None for the admin routes."""
         path = scope["path"]
         if self.admin_prefix is not None and (
             path.startswith(self.admin_prefix) or path == _ADMIN_ROOT  # redirected to the page
         ):
-            if framing is None:
-                await self.admin(scope, receive, send)
-            else:
-                await send_answer(error_answer(framing, path, new_request_id()), send)
-            return
+            return None
+        headers = dict(reversed(scope["headers"]))
         request = Request(time.time(), scope["method"], path, scope, headers)
-        generation = self.route(request)
-        recorded = False
+        return request, self.route(request), framing_problem(scope, headers)
+
+    def conclude(
+        self,
+        request: Request,
+        generation: bool,
+        framing: ApiError | None,
+        body_problem: ApiError | None,
+        ready: Answered | None,
+        image: tuple[bytes, str] | None,
+    ) -> Delivery:
+        """The stages after the waiting ones: answer -> deviate -> faults -> journal.
+
+        ``ready`` is the answer a waiting stage already made (a source's, or one made off the
+        event loop); ``image`` the bytes of the image a download asks for, if it exists.
+        """
         try:
             if framing is not None:
                 answer, made = error_answer(framing, request.path, new_request_id()), None
                 if generation:
                     self.trace(request, answer, 0)
+            elif ready is not None:
+                answer, made = ready
             elif generation:
-                problem = await self.read_body(request, receive)
-                sourced = await self.answer_from_source(request, problem) if self.source else None
-                if sourced is not None:
-                    answer, made = sourced, None
-                elif self._fetches or b"data:" in request.body:
-                    # Downloading or decoding image_urls takes a while: not on the event loop.
-                    answer, made = await to_thread.run_sync(
-                        self.answer_generation, request, problem, limiter=self._slow_answers()
-                    )
-                else:
-                    answer, made = self.answer_generation(request, problem)
+                answer, made = self.answer_generation(request, body_problem)
             else:
-                answer, made = await self.answer_other(request), None
+                answer, made = self.answer_other(request, image), None
             if self.deviate is not None:
                 answer = self.deviate(answer, request.path)
             prefer = request.headers.get(b"prefer")
             if prefer is None and (not generation or self.plan.idle):
-                # Journalled before it is sent, like every answer: a client holding its answer
-                # finds it in the journal, even one read through another worker.
-                recorded = True
                 self.record(request, answer, answer.status, generation, made=made)
-                await send_answer(answer, send)
-                return
-            try:
-                fault, delay = self.faults_for(request, prefer, generation, answer, made)
-            except ApiError as bad_prefer:
-                answer = error_answer(bad_prefer, request.path, new_request_id())
-                if generation:
-                    self.trace(request, answer, 0)
-                fault, delay = None, 0.0
-            own_answer = None
-            if fault is not None and fault.status is not None:
-                own_answer = answer.body
-                forced = ApiError(fault.status, headers=fault.headers)
-                request.request_id = new_request_id()
-                answer = error_answer(forced, request.path, request.request_id)
-                if generation:
-                    self.trace(request, answer, 0)
-                if made is not None:
-                    self.ledger.refund(made.credits)  # a failed request is never charged
-                    made = None
-            # Journalled before it is sent, as it will be sent: a test may look at a request
-            # while its answer is held back, and the answer no longer changes.
-            closed = fault is not None and fault.transport == "close"
-            held = delay + (fault.slow_body if fault and fault.transport == "slow-body" else 0)
-            recorded = True
-            self.record(
-                request,
-                answer,
-                None if closed else answer.status,
-                generation,
-                made=made,
-                fault=fault,
-                own_answer=own_answer,
-                held=held,
-            )
-            await self.deliver(answer, fault, delay, receive, send)
-        except _ClientLeft:
-            return  # before it had sent its request: nothing to answer or journal
+                return Delivery(answer)
+            return self.decide_delivery(request, prefer, generation, answer, made)
         except Exception as error:
-            if recorded:
-                raise  # a transport fault in process (ConnectionResetError), or worse
-            scope[RECORDED_ERROR] = error
-            self.journal.errors.append(error)
-            answer = error_answer(ApiError(500), request.path, new_request_id())
-            self.record(request, answer, answer.status, generation, error=error)
-            await send_answer(answer, send)
-            raise
+            return self.failed(request, generation, error)
+
+    def decide_delivery(
+        self,
+        request: Request,
+        prefer: bytes | None,
+        generation: bool,
+        answer: Answer,
+        made: Generation | None,
+    ) -> Delivery:
+        """Faults and latency: how ``answer`` is sent (or the error it is swapped for); then
+        the journal entry, written before anything is sent, as it will be sent: a test may look
+        at a request while its answer is held back, and the answer no longer changes."""
+        try:
+            fault, delay = self.faults_for(request, prefer, generation, answer, made)
+        except ApiError as bad_prefer:
+            answer = error_answer(bad_prefer, request.path, new_request_id())
+            if generation:
+                self.trace(request, answer, 0)
+            fault, delay = None, 0.0
+        own_answer = None
+        if fault is not None and fault.status is not None:
+            own_answer = answer.body
+            forced = ApiError(fault.status, headers=fault.headers)
+            request.request_id = new_request_id()
+            answer = error_answer(forced, request.path, request.request_id)
+            if generation:
+                self.trace(request, answer, 0)
+            if made is not None:
+                self.ledger.refund(made.credits)  # a failed request is never charged
+                made = None
+        closed = fault is not None and fault.transport == "close"
+        held = delay + (fault.slow_body if fault and fault.transport == "slow-body" else 0)
+        self.record(
+            request,
+            answer,
+            None if closed else answer.status,
+            generation,
+            made=made,
+            fault=fault,
+            own_answer=own_answer,
+            held=held,
+        )
+        return Delivery(answer, fault, delay)
+
+    def failed(self, request: Request, generation: bool, error: Exception) -> Delivery:
+        """The 500 for an exception raised inside the fake; the error is kept in the journal
+        and raised again once the answer is sent."""
+        request.scope[RECORDED_ERROR] = error
+        self.journal.errors.append(error)
+        answer = error_answer(ApiError(500), request.path, new_request_id())
+        self.record(request, answer, answer.status, generation, error=error)
+        return Delivery(answer, error=error)
 
     def _slow_answers(self) -> CapacityLimiter:
         # Two at once: each may hold a decoded input image (up to 64 MiB) while it is checked.
@@ -242,16 +345,10 @@ class Pipeline:
 
         Returns the 400 or 413 the body earns; raises :class:`_ClientLeft` if the client left.
         """
+        problem = self.length_problem(request)
+        if problem is not None:
+            return problem
         limit = self.body_limit
-        declared = request.headers.get(b"content-length")
-        if declared is not None:
-            text = declared.decode("latin-1").strip()
-            if not (text.isascii() and text.isdigit()):
-                return ApiError(400, f"Content-Length header {text!r} is not a number")
-            if int(text) > limit:
-                # Answered before the body is read (no "100 Continue"); the unread body makes
-                # the connection useless for another request.
-                return ApiError(413, _too_large(int(text), limit), headers=_CLOSE)
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -267,6 +364,26 @@ class Pipeline:
         request.body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         if size > limit:
             return ApiError(413, _too_large(size, limit, at_least=more))
+        return None
+
+    def check_body(self, request: Request, body: bytes) -> ApiError | None:
+        """:meth:`read_body` for a body the server has already read whole (no more than the
+        cap: a server holding a request for :meth:`answer_now` lets a larger one go on)."""
+        request.body = body
+        return self.length_problem(request)
+
+    def length_problem(self, request: Request) -> ApiError | None:
+        """The 400 or 413 a request earns for its ``Content-Length`` alone, before its body."""
+        declared = request.headers.get(b"content-length")
+        if declared is None:
+            return None
+        text = declared.decode("latin-1").strip()
+        if not (text.isascii() and text.isdigit()):
+            return ApiError(400, f"Content-Length header {text!r} is not a number")
+        if int(text) > self.body_limit:
+            # Answered before the body is read (no "100 Continue"); the unread body makes
+            # the connection useless for another request.
+            return ApiError(413, _too_large(int(text), self.body_limit), headers=_CLOSE)
         return None
 
     async def answer_from_source(
@@ -352,24 +469,27 @@ class Pipeline:
             headers.append((b"access-control-allow-origin", origin))
             headers.append((b"vary", b"Origin"))
 
-    async def answer_other(self, request: Request) -> Answer:
-        """An image download, an account route, a CORS preflight, or the 404/405 for a path
-        the fake does not serve."""
+    def is_image(self, request: Request) -> bool:
+        """A download of an image the fake renders (not one a source handed out)."""
+        return (
+            request.path.startswith(_IMAGE_PREFIX)
+            and request.method in ("GET", "HEAD")
+            and (self.source is None or self.source.image(request.path) is None)
+        )
+
+    def answer_other(self, request: Request, image: tuple[bytes, str] | None) -> Answer:
+        """An image download (``image``: its bytes and media type, None if there is none), an
+        account route, a CORS preflight, or the 404/405 for a path the fake does not serve."""
         method, path = request.method, request.path
         recorded = self.source.image(path) if self.source and method in ("GET", "HEAD") else None
         if recorded is not None:
             request.source = "recorded image"
-            answer = image_answer(*recorded)
+            image = recorded
+        if image is not None:
+            answer = image_answer(*image)
             if method == "HEAD":
                 answer.body = b""
             return answer
-        if path.startswith(_IMAGE_PREFIX) and method in ("GET", "HEAD"):
-            found = await self.service.image(path[len(_IMAGE_PREFIX) :])
-            if found is not None:
-                answer = image_answer(*found)
-                if method == "HEAD":
-                    answer.body = b""
-                return answer
         trimmed = path.rstrip("/") or "/"
         if trimmed in ACCOUNT_PATHS and method in ("GET", "HEAD"):
             query = request.scope.get("query_string", b"")
@@ -445,10 +565,12 @@ class Pipeline:
             return request.width * request.height / MEGAPIXEL * request.count
         return float(request.count)
 
-    async def deliver(
-        self, answer: Answer, fault: Fault | None, delay: float, receive: Receive, send: Send
-    ) -> None:
-        """Send ``answer`` the way ``fault`` and ``delay`` say."""
+    async def deliver(self, delivery: Delivery, receive: Receive, send: Send) -> None:
+        """The send stage: the answer, the way its faults and latency say."""
+        if delivery.plain:
+            await send_answer(delivery.answer, send)
+            return
+        answer, fault, delay = delivery.answer, delivery.fault, delivery.delay
         transport = fault.transport if fault is not None else None
 
         async def sending() -> None:
@@ -474,6 +596,17 @@ class Pipeline:
             finished = True
         if transport == "close" and finished:
             _abort(receive)
+
+    def deliver_app(self, delivery: Delivery) -> ASGIApp:
+        """:meth:`deliver` as an ASGI app, for a server that runs the rest of a pipeline it
+        began with :meth:`answer_now` as it runs apps (a task, with its error handling)."""
+
+        async def delivering(scope: Scope, receive: Receive, send: Send) -> None:
+            await self.deliver(delivery, receive, send)
+            if delivery.error is not None:
+                raise delivery.error
+
+        return delivering
 
     def record(
         self,

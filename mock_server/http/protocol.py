@@ -11,6 +11,12 @@ that never comes. :class:`GuardedHttpProtocol` adds, per connection:
   that have been idle longest are closed, so idle clients cannot lock new ones out;
 - on shutdown, requests still held back (latency, slow bodies) are cut after a grace period.
 
+It also runs the fake's pipeline itself: a request is held until its body is in (up to the
+body cap, and never one that expects ``100 Continue``), then answered by
+:meth:`~mock_server.http.pipeline.Pipeline.answer_now` without an ASGI task, unless a stage must
+wait; then, or when anything but uvicorn's proxy-headers middleware wraps the fake's app, the
+request goes to the app the ASGI way, as it arrived.
+
 And one shortcut, :func:`send_whole`: an answer the pipeline has whole (status, headers, body) is
 written in one go, head and body together, instead of as two ASGI messages and two writes. It
 checks and writes exactly what uvicorn's own ``send`` would (``tests/http/test_protocol.py``
@@ -26,11 +32,14 @@ import asyncio
 import contextlib
 import itertools
 import resource
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httptools
 from uvicorn.config import Config
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 from uvicorn.protocols.http.httptools_impl import (
     HEADER_RE,
     HEADER_VALUE_RE,
@@ -44,6 +53,9 @@ from ..config import Settings
 from ..engine.ids import new_request_id
 from ..errors import ApiError
 from .answers import error_answer
+
+if TYPE_CHECKING:
+    from .pipeline import Pipeline
 
 __all__ = ["GuardedHttpProtocol", "Limits", "limits_for", "send_whole"]
 
@@ -64,6 +76,8 @@ class Limits:
     header_timeout: float
     body_timeout: float
     max_connections: int
+    held_body_bytes: int
+    """The most body a request is held with for :meth:`GuardedHttpProtocol._answer_now`."""
 
 
 def limits_for(config: Config) -> Limits:
@@ -83,7 +97,12 @@ def limits_for(config: Config) -> Limits:
     soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     most = soft - RESERVED_DESCRIPTORS if soft != resource.RLIM_INFINITY else 1 << 20
     found = Limits(
-        settings.max_header_bytes, settings.header_timeout, settings.body_timeout, max(16, most)
+        settings.max_header_bytes,
+        settings.header_timeout,
+        settings.body_timeout,
+        max(16, most),
+        # uvicorn stops reading a body past its high-water mark until the app reads on.
+        min(settings.max_body_bytes, HIGH_WATER_LIMIT),
     )
     config._aimlapi_mock_limits = found  # type: ignore[attr-defined]
     return found
@@ -101,6 +120,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self.limits = limits_for(config)
+        self.pipeline_ = pipeline_for(config)
+        self._held: tuple[RequestResponseCycle, Any] | None = None
         self._phase = _HEAD
         self._since = 0.0
         self._order = 0
@@ -159,6 +180,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self.parser.feed_data(b"POST / HTTP/1.1\r\n" + framing + b"\r\n\r\n")
         else:
             self.parser = httptools.HttpRequestParser(self)
+            if self._held is not None:  # a request without a body is whole
+                self._answer(*self._take_held())
         with contextlib.suppress(AttributeError):  # as uvicorn sets it (httptools >= 0.6.3)
             self.parser.set_dangerous_leniencies(lenient_data_after_close=True)
 
@@ -195,10 +218,63 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def on_body(self, body: bytes) -> None:
         self._since = self.loop.time()
         super().on_body(body)
+        if self._held is not None and len(self._held[0].body) > self.limits.held_body_bytes:
+            super()._start_asgi_task(*self._take_held())
 
     def on_message_complete(self) -> None:
         self._phase = _IDLE
         super().on_message_complete()
+        if self._held is not None and not self.parser.should_upgrade():
+            # (a request asking to upgrade is answered once its body is in: _ignore_upgrade)
+            self._answer(*self._take_held())
+
+    # Answering ----------------------------------------------------------------------------
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        """Hold a request for the fake's pipeline until its body is in (see :meth:`_answer`);
+        start any other the ASGI way, at once."""
+        if (
+            self.pipeline_ is None
+            or app is not self.app  # uvicorn's 503 for too many requests at once
+            or cycle is not self.cycle  # pipelined, read whole while another was answered
+            or not cycle.more_body
+            or cycle.waiting_for_100_continue  # uvicorn says "100 Continue" when the app reads
+            or _declared_length(cycle.scope["headers"]) > self.limits.held_body_bytes
+        ):
+            super()._start_asgi_task(cycle, app)
+        else:
+            self._held = (cycle, app)
+
+    def _take_held(self) -> tuple[RequestResponseCycle, Any]:
+        held, self._held = self._held, None
+        assert held is not None
+        return held
+
+    def _answer(self, cycle: RequestResponseCycle, app: Any) -> None:
+        """Run the fake's pipeline on a request read whole, here, rather than in a task.
+
+        The answer is written at once when the pipeline needs no stage to wait and sends it
+        plainly; an answer held back (latency, faults) is sent by a task; a request a stage must
+        wait for (a source, an image to render, the admin routes) is handed to ``app``, the
+        pipeline as an ASGI app. Either way it is the one pipeline: this only saves a task, and
+        the trip through the ASGI calls, for the requests that need none.
+        """
+        assert self.pipeline_ is not None
+        try:
+            scope: Any = cycle.scope
+            delivery = self.pipeline_.answer_now(scope, bytes(cycle.body))
+        except Exception as error:  # the pipeline answers its own failures; this is a backstop
+            super()._start_asgi_task(cycle, _raising(error))
+            return
+        if delivery is None:
+            super()._start_asgi_task(cycle, app)
+            return
+        answer = delivery.answer
+        if not (
+            delivery.plain and send_whole(cycle.send, answer.status, answer.headers, answer.body)
+        ):
+            deliver: Any = self.pipeline_.deliver_app(delivery)
+            super()._start_asgi_task(cycle, deliver)
 
     # Limits --------------------------------------------------------------------------------
 
@@ -291,6 +367,32 @@ def _body_framing(headers: list[tuple[bytes, bytes]]) -> bytes | None:
     if length is None or not length.isdigit() or int(length) == 0:
         return None
     return b"Content-Length: " + length
+
+
+def pipeline_for(config: Config) -> Pipeline | None:
+    """The pipeline of the fake ``config`` serves, when nothing but uvicorn's proxy-headers
+    middleware stands in front of it (anything else must see every request)."""
+    from .app import FakeApp
+
+    app: Any = config.loaded_app
+    while isinstance(app, ProxyHeadersMiddleware):
+        app = app.app
+    return app.pipeline if type(app) is FakeApp else None
+
+
+def _declared_length(headers: Iterable[tuple[bytes, bytes]]) -> int:
+    """A request's ``Content-Length`` (0 without one, unbounded if it is not a number)."""
+    for name, value in headers:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else 1 << 62
+    return 0
+
+
+def _raising(error: Exception) -> Any:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        raise error
+
+    return app
 
 
 def _start_sweeping(server_state: ServerState, loop: asyncio.AbstractEventLoop) -> None:

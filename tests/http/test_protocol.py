@@ -215,7 +215,7 @@ def test_idle_connections_beyond_the_bound_make_room_for_new_clients() -> None:
     app = create_app(Settings())
     background = BackgroundServer(app)
     # What a 1,024-descriptor process gets (~960), scaled down: 20 connections.
-    background._server.config._aimlapi_mock_limits = Limits(65536, 10.0, 30.0, 20)  # type: ignore[attr-defined]
+    background._server.config._aimlapi_mock_limits = Limits(65536, 10.0, 30.0, 20, 65536)  # type: ignore[attr-defined]
     with background as server:
         crowd = [connect(server) for _ in range(40)]
         try:
