@@ -31,6 +31,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import operator
+import re
 import resource
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -437,6 +439,30 @@ _WHOLE = _cycle_is_as_expected()
 """False for a uvicorn whose request cycle keeps other state: answers then go through ``send``."""
 
 
+def _refused_bytes(pattern: re.Pattern[bytes]) -> bytes:
+    """A translation table: 1 for each byte ``pattern`` matches on its own, else 0."""
+    return bytes(pattern.match(bytes([byte])) is not None for byte in range(256))
+
+
+_REFUSED_IN_NAMES = _refused_bytes(HEADER_RE)
+_REFUSED_IN_VALUES = _refused_bytes(HEADER_VALUE_RE)
+"""The bytes uvicorn's ``send`` refuses in a header name, in a header value (each of its two
+patterns matches one such byte)."""
+_names, _values = operator.itemgetter(0), operator.itemgetter(1)
+
+
+def headers_are_sendable(headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    """Whether uvicorn's ``send`` takes these headers (its patterns match none of them).
+
+    All names, then all values, are mapped through a table of refused bytes in one pass each:
+    the two regular expressions searched for each header cost ~10 % of a valid generation's
+    instructions under uvicorn.
+    """
+    return b"\x01" not in b"".join(map(_names, headers)).translate(
+        _REFUSED_IN_NAMES
+    ) and b"\x01" not in b"".join(map(_values, headers)).translate(_REFUSED_IN_VALUES)
+
+
 def send_whole(send: Any, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> bool:
     """Write an answer, head and body, in one write, when ``send`` belongs to uvicorn's httptools
     request cycle; True if written. False (nothing written) wherever uvicorn's ``send`` would
@@ -457,12 +483,12 @@ def send_whole(send: Any, status: int, headers: list[tuple[bytes, bytes]], body:
     status_line = STATUS_LINE.get(status)
     if status_line is None:
         return False
+    if not headers_are_sendable(cycle.default_headers + headers):
+        return False  # send raises for it, as it should
     content = [status_line]
     keep_alive, closing, length = cycle.keep_alive, False, None
     for group in (cycle.default_headers, headers):
         for name, value in group:
-            if HEADER_RE.search(name) or HEADER_VALUE_RE.search(value):
-                return False  # send raises for it, as it should
             name = name.lower()
             if name == b"content-length":
                 if length is not None or not value.isdigit():

@@ -20,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft7Validator
+from uvicorn.protocols.http.httptools_impl import HEADER_RE, HEADER_VALUE_RE
 
 from mock_server import load_specs
 from mock_server.engine.body import MAX_INTEGER_DIGITS, MAX_NESTING, parse_json_body
@@ -33,6 +34,7 @@ from mock_server.engine.synthesis import (
 )
 from mock_server.engine.validation import SchemaValidator, fast_path_agrees
 from mock_server.errors import ApiError
+from mock_server.http.protocol import headers_are_sendable
 from mock_server.images.tokens import PROMPT_CHARS, _payload
 from mock_server.types import ImageSpec
 from tests.conftest import SPECS
@@ -430,3 +432,18 @@ def test_error_timestamps_are_what_strftime_writes(now: float) -> None:
     with mock.patch.object(errors.time, "time", return_value=now):
         assert errors._now() == expected
         assert errors._now() == expected  # and again, from the second formatted once
+
+
+header_bytes = st.binary(max_size=12) | st.sampled_from(
+    [b"content-type", b"x-request-id", b"application/json; charset=utf-8", b"a b", b"\t", b"\x7f"]
+)
+
+
+@given(headers=st.lists(st.tuples(header_bytes, header_bytes), max_size=6))
+def test_headers_are_checked_as_uvicorns_send_checks_them(
+    headers: list[tuple[bytes, bytes]],
+) -> None:
+    refused = any(
+        HEADER_RE.search(name) or HEADER_VALUE_RE.search(value) for name, value in headers
+    )
+    assert headers_are_sendable(headers) is not refused
