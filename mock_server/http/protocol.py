@@ -9,7 +9,9 @@ that never comes. :class:`GuardedHttpProtocol` adds, per connection:
 - the error envelope, instead of uvicorn's plain text, for malformed HTTP;
 - a bound on open connections below the process's descriptor limit: past it, the connections
   that have been idle longest are closed, so idle clients cannot lock new ones out;
-- on shutdown, requests still held back (latency, slow bodies) are cut after a grace period.
+- on shutdown, requests still held back (latency, slow bodies) are cut after a grace period;
+- requests sent ahead of their answers (pipelined) are read only while fewer than
+  :data:`MAX_WAITING_REQUESTS` wait, and none is run after an answer that closed the connection.
 
 It also runs the fake's pipeline itself: a request is held until its body is in (up to the
 body cap, and never one that expects ``100 Continue``), then answered by
@@ -34,14 +36,14 @@ import itertools
 import operator
 import re
 import resource
-from collections.abc import Iterable
+from collections.abc import Iterable, Sized
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import httptools
 from uvicorn.config import Config
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
-from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
+from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT, FlowControl
 from uvicorn.protocols.http.httptools_impl import (
     HEADER_RE,
     HEADER_VALUE_RE,
@@ -64,6 +66,8 @@ __all__ = ["GuardedHttpProtocol", "Limits", "limits_for", "send_whole"]
 SWEEP_SECONDS = 0.5
 SHUTDOWN_GRACE_SECONDS = 1.5
 """After a shutdown begins, requests still unanswered this long are cut."""
+MAX_WAITING_REQUESTS = 8
+"""Requests a connection may have waiting behind the one being answered before reading pauses."""
 RESERVED_DESCRIPTORS = 64
 """Descriptors kept free of client connections (files, renders, the listening socket)."""
 
@@ -124,6 +128,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.limits = limits_for(config)
         self.pipeline_ = pipeline_for(config)
         self._held: tuple[RequestResponseCycle, Any] | None = None
+        self._running: RequestResponseCycle | None = None
+        """The request last handed to a task (the one answered while others wait behind it)."""
         self._phase = _HEAD
         self._since = 0.0
         self._order = 0
@@ -135,10 +141,20 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self.flow = _BoundedFlow(transport, self.pipeline)
         self._since = self.loop.time()
         self._order = next(_CONNECTIONS)  # breaks ties: the loop's clock is coarse
         if len(self.connections) > self.limits.max_connections:
             _shed(self.connections, len(self.connections) - self.limits.max_connections)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        # uvicorn tells only the newest request that the client left; one answered before the
+        # requests sent after it (pipelined) would write to the closed connection and fail.
+        running = self._running
+        if running is not None and running is not self.cycle and not running.response_complete:
+            running.disconnected = True
+            running.message_event.set()
 
     def data_received(self, data: bytes) -> None:
         while data:  # more than once only after requests that asked to upgrade
@@ -203,6 +219,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        # An answer written from a parser callback (see _answer) arms uvicorn's keep-alive
+        # timer; a request that follows in the same read must disarm it, as new data does.
+        self._unset_keepalive_if_required()
         self._phase = _HEAD
         self._since = self.loop.time()
 
@@ -221,7 +240,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._since = self.loop.time()
         super().on_body(body)
         if self._held is not None and len(self._held[0].body) > self.limits.held_body_bytes:
-            super()._start_asgi_task(*self._take_held())
+            self._run_task(*self._take_held())
 
     def on_message_complete(self) -> None:
         self._phase = _IDLE
@@ -235,6 +254,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
         """Hold a request for the fake's pipeline until its body is in (see :meth:`_answer`);
         start any other the ASGI way, at once."""
+        if self.transport.is_closing():
+            return  # an answer ended the connection: what the client sent after it is not run
         if (
             self.pipeline_ is None
             or app is not self.app  # uvicorn's 503 for too many requests at once
@@ -243,9 +264,13 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             or cycle.waiting_for_100_continue  # uvicorn says "100 Continue" when the app reads
             or _declared_length(cycle.scope["headers"]) > self.limits.held_body_bytes
         ):
-            super()._start_asgi_task(cycle, app)
+            self._run_task(cycle, app)
         else:
             self._held = (cycle, app)
+
+    def _run_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        self._running = cycle
+        super()._start_asgi_task(cycle, app)
 
     def _take_held(self) -> tuple[RequestResponseCycle, Any]:
         held, self._held = self._held, None
@@ -262,21 +287,23 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         the trip through the ASGI calls, for the requests that need none.
         """
         assert self.pipeline_ is not None
+        if self.transport.is_closing():
+            return
+        scope: Any = cycle.scope
         try:
-            scope: Any = cycle.scope
             delivery = self.pipeline_.answer_now(scope, bytes(cycle.body))
         except Exception as error:  # the pipeline answers its own failures; this is a backstop
-            super()._start_asgi_task(cycle, _raising(error))
+            self._run_task(cycle, _raising(error))
             return
         if delivery is None:
-            super()._start_asgi_task(cycle, app)
+            self._run_task(cycle, app)
             return
         answer = delivery.answer
         if not (
             delivery.plain and send_whole(cycle.send, answer.status, answer.headers, answer.body)
         ):
             deliver: Any = self.pipeline_.deliver_app(delivery)
-            super()._start_asgi_task(cycle, deliver)
+            self._run_task(cycle, deliver)
 
     # Limits --------------------------------------------------------------------------------
 
@@ -369,6 +396,21 @@ def _body_framing(headers: list[tuple[bytes, bytes]]) -> bytes | None:
     if length is None or not length.isdigit() or int(length) == 0:
         return None
     return b"Content-Length: " + length
+
+
+class _BoundedFlow(FlowControl):
+    """uvicorn's flow control, except that reading stays paused while requests sent ahead
+    (pipelined) wait to be answered. uvicorn pauses reading when it queues one, but resumes it
+    whenever the request being answered reads (a held answer waits by reading), so a client
+    that sends without reading could queue requests without end."""
+
+    def __init__(self, transport: asyncio.Transport, waiting: Sized) -> None:
+        super().__init__(transport)
+        self._waiting = waiting
+
+    def resume_reading(self) -> None:
+        if len(self._waiting) < MAX_WAITING_REQUESTS:
+            super().resume_reading()
 
 
 def pipeline_for(config: Config) -> Pipeline | None:

@@ -80,14 +80,19 @@ TASKS = {
 """The requests answered by an ASGI task all the same, and why."""
 
 
+@pytest.fixture(autouse=True)
+def no_access_log(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pytest hangs its log capture on uvicorn's access logger, and uvicorn logs each request
+    (and sends every answer through ASGI's send) when that logger has handlers; the fake runs
+    with it off."""
+    monkeypatch.setattr(logging.getLogger("uvicorn.access"), "hasHandlers", lambda: False)
+
+
 @pytest.fixture
 def tasks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The path of each request the server started an ASGI task for."""
     started: list[str] = []
     real = HttpToolsProtocol._start_asgi_task
-    # pytest hangs its log capture on uvicorn's access logger, and uvicorn logs each request
-    # (through ASGI's send) when that logger has handlers; the fake runs with it off.
-    monkeypatch.setattr(logging.getLogger("uvicorn.access"), "hasHandlers", lambda: False)
 
     def counting(self: HttpToolsProtocol, cycle: Any, app: Any) -> None:
         started.append(cycle.scope["path"])
@@ -171,10 +176,11 @@ def test_images_are_rendered_in_a_task_and_then_served_from_the_cache(
     assert tasks == ["/" + path]  # a render waits: the ASGI way
     tasks.clear()
     again = answer_of(server, get("/" + path))
-    head = answer_of(server, get("/" + path, b"HEAD"))
+    head = wire_bytes(server, get("/" + path, b"HEAD"))  # a head only, however long
     assert tasks == []
     assert first == again and first[0] == 200 and first[1]["content-type"] == "image/png"
-    assert head[:2] == first[:2] and head[2] == b""
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n") and head.endswith(b"\r\n\r\n")
+    assert b"content-length: %d\r\n" % len(first[2]) in head
 
 
 def test_requests_sent_together_are_answered_in_order(servers: dict[bool, Served]) -> None:
@@ -256,3 +262,50 @@ def test_an_app_wrapped_in_middleware_sees_every_request(tasks: list[str]) -> No
         status, headers, _ = answer_of(server, post(FOX))
     assert status == 200 and headers["x-wrapped"] == "yes"
     assert tasks == [GENERATIONS]
+
+
+def test_a_request_sent_behind_an_answered_one_is_not_cut_by_the_keep_alive_timeout() -> None:
+    """An answer written from the parser arms uvicorn's keep-alive timer; the request that
+    follows in the same read, held back longer than that timeout, must still get its answer."""
+    app = create_app(Settings())
+    server = BackgroundServer(app)
+    server._server.config.timeout_keep_alive = 0.2  # uvicorn's default is 5 s
+    with server:
+        data = wire_bytes(server, get("/models") + post(FOX, b"Prefer: delay=0.5"))
+    assert re.findall(rb"HTTP/1.1 (\d{3}) ", data) == [b"200", b"200"]
+    assert data.rstrip().endswith(b"}}}")  # the generation's whole body
+
+
+@pytest.mark.parametrize(
+    "closing",
+    [
+        pytest.param(b"GET /models HTTP/1.1\r\n\r\n", id="no-host"),
+        pytest.param(post(FOX, b"Content-Encoding: gzip"), id="gzip"),
+        pytest.param(get("/models", b"GET", b"Connection: close"), id="connection-close"),
+        pytest.param(get("/models").replace(b"HTTP/1.1", b"HTTP/1.0"), id="http-1.0"),
+    ],
+)
+def test_nothing_sent_after_an_answer_that_ends_the_connection_is_run(
+    servers: dict[bool, Served], closing: bytes
+) -> None:
+    server, app = servers[True]
+    app.journal.clear()
+    app.ledger.set(1_000_000)
+    after = [post(FOX), get("/__mock/requests", b"DELETE"), post(FOX, b"Prefer: delay=0.05")]
+    data = wire_bytes(server, closing + b"".join(after))
+    assert len(re.findall(rb"HTTP/1\.[01] \d{3} ", data)) == 1
+    time.sleep(0.2)
+    assert len(app.journal) == 1 and app.ledger.balance == 1_000_000  # not run, not charged
+
+
+def test_a_client_leaving_while_requests_wait_behind_a_held_one_leaves_no_error(
+    servers: dict[bool, Served], caplog: Any
+) -> None:
+    server = servers[True].server
+    held = post(FOX, b"Prefer: delay=0.3")
+    with socket.create_connection((server.host, server.port), timeout=5) as sock:
+        sock.sendall(held + post(FOX) * 3)
+        time.sleep(0.1)
+    time.sleep(0.5)
+    assert not [record for record in caplog.records if record.levelname == "ERROR"]
+    assert answer_of(server, post(FOX))[0] == 200
