@@ -126,7 +126,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self.limits = limits_for(config)
-        self.pipeline_ = pipeline_for(config)
+        self.fake_pipeline = pipeline_for(config)
+        """The fake's pipeline, run here on whole requests (uvicorn's own ``pipeline`` is its
+        queue of requests sent ahead of their answers)."""
         self._held: tuple[RequestResponseCycle, Any] | None = None
         self._running: RequestResponseCycle | None = None
         """The request last handed to a task (the one answered while others wait behind it)."""
@@ -257,7 +259,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if self.transport.is_closing():
             return  # an answer ended the connection: what the client sent after it is not run
         if (
-            self.pipeline_ is None
+            self.fake_pipeline is None
             or app is not self.app  # uvicorn's 503 for too many requests at once
             or cycle is not self.cycle  # pipelined, read whole while another was answered
             or not cycle.more_body
@@ -286,12 +288,12 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         pipeline as an ASGI app. Either way it is the one pipeline: this only saves a task, and
         the trip through the ASGI calls, for the requests that need none.
         """
-        assert self.pipeline_ is not None
+        assert self.fake_pipeline is not None
         if self.transport.is_closing():
             return
         scope: Any = cycle.scope
         try:
-            delivery = self.pipeline_.answer_now(scope, bytes(cycle.body))
+            delivery = self.fake_pipeline.answer_now(scope, bytes(cycle.body))
         except Exception as error:  # the pipeline answers its own failures; this is a backstop
             self._run_task(cycle, _raising(error))
             return
@@ -302,7 +304,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if not (
             delivery.plain and send_whole(cycle.send, answer.status, answer.headers, answer.body)
         ):
-            deliver: Any = self.pipeline_.deliver_app(delivery)
+            deliver: Any = self.fake_pipeline.deliver_app(delivery)
             self._run_task(cycle, deliver)
 
     # Limits --------------------------------------------------------------------------------
