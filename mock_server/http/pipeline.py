@@ -281,7 +281,7 @@ class Pipeline:
         the journal entry, written before anything is sent, as it will be sent: a test may look
         at a request while its answer is held back, and the answer no longer changes."""
         try:
-            fault, delay = self.faults_for(request, prefer, generation, answer, made)
+            fault, delay = self.faults_for(request, prefer, generation, made)
         except ApiError as bad_prefer:
             answer = error_answer(bad_prefer, request.path, new_request_id())
             if generation:
@@ -525,12 +525,7 @@ class Pipeline:
         return Answer(204, headers, b"")
 
     def faults_for(
-        self,
-        request: Request,
-        prefer: bytes | None,
-        generation: bool,
-        answer: Answer,
-        made: Generation | None,
+        self, request: Request, prefer: bytes | None, generation: bool, made: Generation | None
     ) -> tuple[Fault | None, float]:
         """The fault to inject (from ``Prefer`` or the plan) and the seconds to wait first."""
         fault: Fault | None = None

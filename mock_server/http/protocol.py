@@ -83,7 +83,7 @@ class Limits:
     body_timeout: float
     max_connections: int
     held_body_bytes: int
-    """The most body a request is held with for :meth:`GuardedHttpProtocol._answer_now`."""
+    """The most body a request is held with for :meth:`GuardedHttpProtocol._answer`."""
 
 
 def limits_for(config: Config) -> Limits:
